@@ -1,0 +1,177 @@
+"""The coding benchmark: the team and one plain request, side by side, on hidden tests.
+
+Each task's hidden `test` runs in the sandbox against the delivered code and is never shown to
+the team. Both modes use the same model, the same coder prompt and the same retry rules, so the
+difference is what the team adds.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from eval.checking import run_hidden_tests
+from eval.datasets import CodingTask, load_dataset
+from graphs.context import TeamContext
+from graphs.team import compile_team
+from nodes.coder import MAIN_FILE, CodeEdit
+from nodes.prompts import load_prompt
+from service.models import StructuredOutputError, chat_model, structured_call
+from service.settings import Settings
+from tools.sandbox import LocalSandbox, Sandbox
+
+
+def _goal(task: CodingTask) -> str:
+    return (
+        f"Complete this Python function `{task.entry_point}` (keep its signature and any helper "
+        f"code above it):\n\n{task.prompt}"
+    )
+
+
+async def _team(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
+    graph = compile_team(InMemorySaver())
+    config = {"configurable": {"thread_id": task.task_id}, "recursion_limit": 200}
+    state = await graph.ainvoke(
+        {"goal": _goal(task), "entry_point": task.entry_point},
+        config,  # type: ignore[arg-type]
+        context=ctx,
+    )
+    best = state.get("best")
+    files = best["files"] if best else state.get("files", {})
+    usage = state.get("usage", {})
+    return {
+        "code": files.get(MAIN_FILE, ""),
+        "iterations": state.get("iteration", 0),
+        "stop_reason": state.get("stop_reason", ""),
+        **{k: usage.get(k, 0) for k in ("model_calls", "prompt_tokens", "completion_tokens")},
+    }
+
+
+async def _single_shot(task: CodingTask, ctx: TeamContext, retries: int) -> dict[str, Any]:
+    request = f"Goal:\n{_goal(task)}\n\nThe function to implement is `{task.entry_point}`."
+    edit, usage = await structured_call(
+        ctx.model, load_prompt("coder").text, request, CodeEdit, retries=retries
+    )
+    files = {item.path: item.content for item in edit.files}
+    code = files.get(MAIN_FILE) or next(iter(files.values()))
+    return {"code": code, "iterations": 1, "stop_reason": "", **usage}
+
+
+async def run_task(
+    task: CodingTask, mode: str, settings: Settings, model: Any, sandbox: Sandbox
+) -> dict[str, Any]:
+    """One task in one mode: produce code, then score it on the hidden tests."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="strategos-bench-") as tmp:
+        ctx = TeamContext(
+            approve="auto",
+            out_dir=str(Path(tmp) / "out"),
+            run_log=str(Path(tmp) / "runs.jsonl"),
+            model=model,
+            sandbox=sandbox,
+        )
+        try:
+            if mode == "team":
+                outcome = await _team(task, ctx)
+            else:
+                outcome = await _single_shot(task, ctx, settings.structured_retries)
+            error = ""
+        except StructuredOutputError as exc:
+            outcome, error = {"code": "", "iterations": 0, "stop_reason": str(exc)}, str(exc)
+    hidden = await run_hidden_tests(task, outcome["code"], sandbox)
+    return {
+        "task_id": task.task_id,
+        "mode": mode,
+        "passed": hidden.passed,
+        "model_calls": outcome.get("model_calls", 0),
+        "prompt_tokens": outcome.get("prompt_tokens", 0),
+        "completion_tokens": outcome.get("completion_tokens", 0),
+        "iterations": outcome["iterations"],
+        "wall_s": round(time.monotonic() - started, 2),
+        "stop_reason": outcome["stop_reason"],
+        "error": error or hidden.error[-500:],
+    }
+
+
+def summarize(rows: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """Totals for one mode: pass@1 and mean cost per task."""
+    mine = [r for r in rows if r["mode"] == mode]
+    n = len(mine) or 1
+    return {
+        "mode": mode,
+        "tasks": len(mine),
+        "passed": sum(r["passed"] for r in mine),
+        "pass_at_1": round(sum(r["passed"] for r in mine) / n, 4),
+        "model_calls_per_task": round(sum(r["model_calls"] for r in mine) / n, 2),
+        "prompt_tokens_per_task": round(sum(r["prompt_tokens"] for r in mine) / n, 1),
+        "completion_tokens_per_task": round(sum(r["completion_tokens"] for r in mine) / n, 1),
+        "wall_s_per_task": round(sum(r["wall_s"] for r in mine) / n, 2),
+        "iterations_per_task": round(sum(r["iterations"] for r in mine) / n, 2),
+    }
+
+
+async def run_benchmark(
+    settings: Settings,
+    dataset: str,
+    modes: list[str],
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run the selected tasks in every mode and return per-task rows and totals."""
+    console = console or Console()
+    chosen = load_dataset(dataset)[offset : offset + limit if limit else None]
+    model = chat_model(settings)
+    sandbox = LocalSandbox()
+    rows: list[dict[str, Any]] = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("benchmark", total=len(chosen) * len(modes))
+        for task in chosen:
+            for mode in modes:
+                progress.update(bar, description=f"{task.task_id} ({mode})")
+                row = await run_task(task, mode, settings, model, sandbox)
+                rows.append(row)
+                mark = "[green]pass[/]" if row["passed"] else "[red]fail[/]"
+                progress.console.print(
+                    f"{task.task_id:<16} {mode:<11} {mark}  calls={row['model_calls']} "
+                    f"tokens={row['prompt_tokens']}+{row['completion_tokens']} "
+                    f"{row['wall_s']:.1f}s"
+                )
+                progress.advance(bar)
+    totals = [summarize(rows, mode) for mode in modes]
+    table = Table(title=f"{dataset}: {len(chosen)} tasks")
+    for column in ("mode", "pass@1", "calls/task", "tokens/task", "s/task", "iterations"):
+        table.add_column(column)
+    for total in totals:
+        table.add_row(
+            total["mode"],
+            f"{total['passed']}/{total['tasks']} ({total['pass_at_1']:.1%})",
+            str(total["model_calls_per_task"]),
+            f"{total['prompt_tokens_per_task']:.0f}+{total['completion_tokens_per_task']:.0f}",
+            str(total["wall_s_per_task"]),
+            str(total["iterations_per_task"]),
+        )
+    console.print(table)
+    return {
+        "dataset": dataset,
+        "offset": offset,
+        "limit": limit,
+        "model": settings.model,
+        "prompts": {name: load_prompt(name).id for name in ("coder", "tester", "reviewer")},
+        "totals": totals,
+        "tasks": rows,
+    }

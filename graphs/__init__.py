@@ -1,0 +1,1 @@
+"""LangGraph state graphs: the shared team state and the coding-team graph."""

@@ -1,0 +1,188 @@
+"""The team's shared state and its merge reducers.
+
+Every reducer is a pure function so parallel or repeated updates merge predictably, and so they
+can be unit-tested without a graph. List-valued channels are bounded: each checkpoint stores the
+whole channel, so unbounded lists would make checkpoints grow with every step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, NotRequired
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
+
+MAX_KEPT_TEST_RUNS = 8
+MAX_KEPT_REVIEWS = 8
+
+
+class Usage(TypedDict):
+    """Model usage so far; added up across nodes."""
+
+    model_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class CheckResult(TypedDict):
+    """One executed check (an assertion) and what happened."""
+
+    name: str
+    source: Literal["spec", "model"]
+    passed: bool
+    error: str
+
+
+class TestRun(TypedDict):
+    """One execution of the checks against one version of the code."""
+
+    run_id: str
+    iteration: int
+    code_hash: str
+    spec_passed: int
+    spec_total: int
+    model_passed: int
+    model_total: int
+    checks: list[CheckResult]
+    error: str
+
+
+class ReviewVerdict(TypedDict):
+    """The reviewer's judgement of one version of the code."""
+
+    iteration: int
+    verdict: Literal["approve", "changes_requested"]
+    issues: list[str]
+    rejected_tests: list[str]
+
+
+class Candidate(TypedDict):
+    """The best version of the code so far and its score (spec checks first)."""
+
+    files: dict[str, str]
+    iteration: int
+    score: tuple[int, int]
+
+
+class ApprovalDecision(TypedDict):
+    """A human's answer to an approval request."""
+
+    approved: bool
+    comment: str
+
+
+class ApprovalResume(BaseModel):
+    """What `Command(resume=...)` must carry to answer the approval interrupt."""
+
+    approved: bool
+    comment: str = Field(default="", max_length=4000)
+
+
+class ApprovalRequest(BaseModel):
+    """Typed payload of the approval interrupt, for terminals and UIs to render."""
+
+    kind: Literal["approval_request"] = "approval_request"
+    action: Literal["deliver"]
+    summary: str
+    files: list[str]
+    destination: str
+    tests: str
+
+
+def merge_files(left: dict[str, str] | None, right: dict[str, str] | None) -> dict[str, str]:
+    """Merge workspace files by path; an empty-string value deletes the file."""
+    merged = dict(left or {})
+    for path, content in (right or {}).items():
+        if content == "":
+            merged.pop(path, None)
+        else:
+            merged[path] = content
+    return merged
+
+
+def add_usage(left: Usage | None, right: Usage | None) -> Usage:
+    """Add usage counters field by field."""
+    zero: Usage = {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    a, b = left or zero, right or zero
+    return {
+        "model_calls": a["model_calls"] + b["model_calls"],
+        "prompt_tokens": a["prompt_tokens"] + b["prompt_tokens"],
+        "completion_tokens": a["completion_tokens"] + b["completion_tokens"],
+    }
+
+
+def append_test_runs(left: list[TestRun] | None, right: list[TestRun] | None) -> list[TestRun]:
+    """Append new runs (a repeated run id moves to the end) and keep only the newest few."""
+    incoming = {run["run_id"] for run in right or []}
+    merged = [*(r for r in left or [] if r["run_id"] not in incoming), *(right or [])]
+    return merged[-MAX_KEPT_TEST_RUNS:]
+
+
+def append_reviews(
+    left: list[ReviewVerdict] | None, right: list[ReviewVerdict] | None
+) -> list[ReviewVerdict]:
+    """Append review verdicts, keeping only the newest few."""
+    return [*(left or []), *(right or [])][-MAX_KEPT_REVIEWS:]
+
+
+def add_int(left: int | None, right: int | None) -> int:
+    """Counter reducer: a node returns the increment."""
+    return (left or 0) + (right or 0)
+
+
+def keep_best(left: Candidate | None, right: Candidate | None) -> Candidate | None:
+    """Keep the higher-scoring candidate; on a tie the newer one wins."""
+    if right is None:
+        return left
+    if left is None or tuple(right["score"]) >= tuple(left["score"]):
+        return right
+    return left
+
+
+def union_sorted(left: list[str] | None, right: list[str] | None) -> list[str]:
+    """Set union kept as a sorted list (JSON-friendly and deterministic)."""
+    return sorted({*(left or []), *(right or [])})
+
+
+class TeamInput(TypedDict):
+    """What a caller provides to start a task."""
+
+    goal: str
+    entry_point: NotRequired[str]
+
+
+class TeamState(TypedDict):
+    """Shared state of the coding team."""
+
+    goal: str
+    """The programming goal, verbatim; its examples are ground truth."""
+    entry_point: NotRequired[str]
+    """Name of the function to write, when the caller knows it."""
+    messages: Annotated[list[AnyMessage], add_messages]
+    """A short narrative of what each agent did (not the raw prompts)."""
+    files: Annotated[dict[str, str], merge_files]
+    """The task's workspace: path -> content."""
+    spec_checks: NotRequired[list[str]]
+    """Assertions extracted from the goal's own examples (ground truth)."""
+    model_tests: NotRequired[list[str]]
+    """Assertions written by the tester; may be wrong, the reviewer adjudicates."""
+    rejected_tests: Annotated[list[str], union_sorted]
+    """Model-written assertions the reviewer found to contradict the specification."""
+    test_runs: Annotated[list[TestRun], append_test_runs]
+    reviews: Annotated[list[ReviewVerdict], append_reviews]
+    usage: Annotated[Usage, add_usage]
+    iteration: Annotated[int, add_int]
+    """How many times the coder has produced code."""
+    steps: Annotated[int, add_int]
+    """How many agent steps ran; guards the step limit."""
+    best: Annotated[Candidate | None, keep_best]
+    feedback: NotRequired[str]
+    """What the coder should fix next (test failures, review, or a human comment)."""
+    approval: NotRequired[ApprovalDecision | None]
+    next: NotRequired[str]
+    """The supervisor's latest routing decision."""
+    stop_reason: NotRequired[str]
+    delivered: NotRequired[list[str]]
+    report: NotRequired[dict[str, object]]

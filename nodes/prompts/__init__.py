@@ -1,0 +1,58 @@
+"""Versioned prompt files (`name@version.md`) and the small registry that loads them.
+
+A prompt change is a new file with a higher version, so runs and benchmarks can say which
+prompt they used. The first line of every prompt names its role (`# role: name@version`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+PROMPT_DIR = Path(__file__).parent
+_NAME = re.compile(r"^(?P<name>[a-z_]+)@(?P<version>\d+)\.md$")
+
+
+class PromptNotFoundError(LookupError):
+    """No prompt file with that name (and version)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A loaded prompt; `id` is `name@version`."""
+
+    name: str
+    version: int
+    text: str
+
+    @property
+    def id(self) -> str:
+        """Stable identifier recorded with every call."""
+        return f"{self.name}@{self.version}"
+
+
+def available() -> dict[str, list[int]]:
+    """Every prompt name with its versions, ascending."""
+    found: dict[str, list[int]] = {}
+    for path in PROMPT_DIR.glob("*@*.md"):
+        if match := _NAME.match(path.name):
+            found.setdefault(match["name"], []).append(int(match["version"]))
+    return {name: sorted(versions) for name, versions in sorted(found.items())}
+
+
+@cache
+def load_prompt(name: str, version: int | None = None) -> Prompt:
+    """Load `name@version`, or the newest version of `name` when none is given."""
+    versions = available().get(name)
+    if not versions:
+        raise PromptNotFoundError(f"no prompt named {name!r} in {PROMPT_DIR.name}/")
+    chosen = versions[-1] if version is None else version
+    if chosen not in versions:
+        raise PromptNotFoundError(f"prompt {name!r} has versions {versions}, not {chosen}")
+    text = (PROMPT_DIR / f"{name}@{chosen}.md").read_text().strip()
+    header = f"# role: {name}@{chosen}"
+    if not text.startswith(header):
+        raise PromptNotFoundError(f"{name}@{chosen}.md must start with {header!r}")
+    return Prompt(name=name, version=chosen, text=text)

@@ -1,0 +1,164 @@
+"""Supervisor: routes the team, enforces the guards, and keeps the best candidate.
+
+Most routing is determined by the state (code written → test it; ground truth failing → repair),
+so no model call is spent on it. The model is asked only when repairs stop improving the code:
+try again, or deliver the best version so far.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+from pydantic import BaseModel, Field
+
+from graphs.context import TeamContext
+from graphs.state import TeamState, TestRun, Usage
+from nodes.prompts import load_prompt
+from service import deps
+from service.models import StructuredOutputError, structured_call
+from service.settings import get_settings
+
+Worker = Literal["coder", "tester", "reviewer", "approval", "deliver"]
+WORKERS: tuple[Worker, ...] = ("coder", "tester", "reviewer", "approval", "deliver")
+
+
+class RouteDecision(BaseModel):
+    """The supervisor's structured choice when the next step is not determined."""
+
+    next: Literal["coder", "deliver"]
+    reason: str = Field(default="", max_length=300)
+
+
+def score(run: TestRun) -> tuple[int, int]:
+    """Ground-truth checks first, then the team's own tests; a crash scores lowest."""
+    return (-1, -1) if run["error"] else (run["spec_passed"], run["model_passed"])
+
+
+def all_pass(run: TestRun) -> bool:
+    """Every check ran and passed."""
+    return not run["error"] and (
+        run["spec_passed"] == run["spec_total"] and run["model_passed"] == run["model_total"]
+    )
+
+
+def spec_pass(run: TestRun) -> bool:
+    """Every ground-truth check passed (the team's own tests may still fail)."""
+    return not run["error"] and run["spec_passed"] == run["spec_total"]
+
+
+def stagnated(runs: list[TestRun], iteration: int) -> bool:
+    """The last repair did not improve on the attempt before it."""
+    return iteration >= 2 and len(runs) >= 2 and score(runs[-1]) <= score(runs[-2])
+
+
+def guard(state: TeamState, ctx: TeamContext) -> str:
+    """Why the task must stop now (step limit, token budget), or an empty string."""
+    limits = deps.limits(ctx)
+    usage = state.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0}
+    tokens = usage["prompt_tokens"] + usage["completion_tokens"]
+    if state.get("steps", 0) >= limits.max_steps:
+        return f"step limit reached ({limits.max_steps} steps)"
+    if tokens >= limits.token_budget:
+        return f"token budget spent ({tokens} of {limits.token_budget} tokens)"
+    return ""
+
+
+def _to(worker: Worker, note: str = "", **update: Any) -> Command[Worker]:
+    if note:
+        update["messages"] = [AIMessage(f"supervisor: {note}", name="supervisor")]
+    return Command(goto=worker, update={**update, "next": worker})
+
+
+def _finish(ctx: TeamContext, reason: str = "") -> Command[Worker]:
+    """Go to delivery through the approval policy."""
+    update: dict[str, Any] = {"stop_reason": reason} if reason else {}
+    if ctx.approve == "ask":
+        return _to("approval", reason, **update)
+    approved = ctx.approve == "auto"
+    comment = "approved by policy (auto)" if approved else "refused by policy (deny)"
+    return _to("deliver", reason, approval={"approved": approved, "comment": comment}, **update)
+
+
+async def _ask_model(state: TeamState, ctx: TeamContext) -> tuple[RouteDecision | None, Usage]:
+    request = (
+        f"Goal:\n{state['goal'].strip()}\n\nAttempts so far: {state['iteration']}. "
+        f"Latest failures:\n{state.get('feedback', '')}"
+    )
+    try:
+        return await structured_call(
+            deps.model(ctx),
+            load_prompt("supervisor").text,
+            request,
+            RouteDecision,
+            retries=get_settings().structured_retries,
+        )
+    except StructuredOutputError:
+        return None, {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+
+
+async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
+    run = state["test_runs"][-1]
+    best = state.get("best")
+    max_iterations = deps.limits(ctx).max_iterations
+    update: dict[str, Any] = {}
+    if best is not None and score(run) < tuple(best["score"]):
+        stale = {path: "" for path in state.get("files", {}) if path not in best["files"]}
+        update["files"] = {**stale, **best["files"]}
+        update["feedback"] = (
+            "Your last change made more checks fail, so it was discarded and the best "
+            f"version was restored. The discarded change failed with:\n{state.get('feedback', '')}"
+        )
+    if all_pass(run) or (spec_pass(run) and run["model_total"]):
+        # Green, or only the team's own tests fail: the reviewer judges (and adjudicates).
+        return _to("reviewer", **update)
+    if state["iteration"] >= max_iterations:
+        return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)")
+    if stagnated(state["test_runs"], state["iteration"]):
+        decision, usage = await _ask_model(state, ctx)
+        update["usage"] = usage
+        if decision is not None and decision.next == "deliver":
+            return _finish(ctx, f"stopped repairing: {decision.reason or 'no progress'}")
+    return _to("coder", "tests fail; back to the coder", **update)
+
+
+def _after_review(state: TeamState, ctx: TeamContext) -> Command[Worker]:
+    review = state["reviews"][-1]
+    if review["verdict"] == "approve":
+        return _finish(ctx)
+    max_iterations = deps.limits(ctx).max_iterations
+    if state["iteration"] >= max_iterations:
+        return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)")
+    return _to("coder", "reviewer requested changes")
+
+
+def _after_approval(state: TeamState, ctx: TeamContext) -> Command[Worker]:
+    decision = state.get("approval") or {"approved": False, "comment": ""}
+    if decision["approved"] or state.get("stop_reason"):
+        return _to("deliver")
+    comment = decision["comment"].strip() or "the human rejected the delivery"
+    return _to("coder", "delivery rejected; addressing the comment", feedback=f"- {comment}")
+
+
+async def supervisor(state: TeamState, runtime: Runtime[TeamContext]) -> Command[Worker]:
+    """Decide who works next."""
+    ctx = deps.context_of(runtime.context)
+    last = state.get("next")
+    if last == "approval":
+        command = _after_approval(state, ctx)
+    elif reason := guard(state, ctx):
+        command = _finish(ctx, reason)
+    elif not state.get("files"):
+        command = _to("coder")
+    elif last == "coder":
+        command = _to("tester")
+    elif last == "tester":
+        command = await _after_tests(state, ctx)
+    elif last == "reviewer":
+        command = _after_review(state, ctx)
+    else:
+        command = _to("tester")
+    runtime.stream_writer({"role": "supervisor", "event": "route", "next": command.goto})
+    return command

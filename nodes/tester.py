@@ -1,0 +1,229 @@
+"""Tester: gathers checks (the goal's own examples first), runs them in the sandbox, records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from graphs.context import TeamContext
+from graphs.state import Candidate, CheckResult, TeamState, TestRun, Usage
+from nodes.prompts import load_prompt
+from service import deps
+from service.models import StructuredOutputError, structured_call
+from service.settings import get_settings
+from tools.checks import Check, extract_spec_checks, free_names, parse_report, runner_files
+from tools.sandbox import SandboxLimits
+
+MAX_MODEL_CASES = 6
+MAX_FEEDBACK_LINES = 8
+
+
+class TestCase(BaseModel):
+    """A model-proposed test case."""
+
+    call: str = Field(min_length=1, max_length=1000)
+    expected: str = Field(min_length=1, max_length=1000)
+
+
+class TestSuite(BaseModel):
+    """The tester's structured output."""
+
+    cases: list[TestCase] = Field(min_length=1, max_length=10)
+
+
+def entry_point_of(state: TeamState) -> str | None:
+    """The function under test: given, else the first `def` in the goal, else in the code."""
+    if state.get("entry_point"):
+        return state["entry_point"]
+    for text in (state["goal"], state.get("files", {}).get("solution.py", "")):
+        if match := re.search(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", text, re.MULTILINE):
+            return match.group(1)
+    return None
+
+
+def _valid_cases(suite: TestSuite, entry_point: str, spec: list[Check]) -> list[str]:
+    known = {check.call for check in spec}
+    kept: list[str] = []
+    for case in suite.cases[:MAX_MODEL_CASES]:
+        try:
+            check = Check(call=case.call, expected=case.expected, source="model")
+        except ValueError:
+            continue
+        needs = free_names(check.call, entry_point) | free_names(check.expected, "")
+        if entry_point in check.call and not needs and check.call not in known:
+            kept.append(json.dumps([check.call, check.expected]))
+    return kept
+
+
+async def _write_model_tests(
+    state: TeamState, ctx: TeamContext, entry_point: str, spec: list[Check]
+) -> tuple[list[str], Usage | None]:
+    prompt = load_prompt("tester")
+    request = f"Specification:\n{state['goal'].strip()}\n\nFunction: {entry_point}"
+    try:
+        suite, usage = await structured_call(
+            deps.model(ctx), prompt.text, request, TestSuite, retries=1
+        )
+    except StructuredOutputError:
+        return [], None
+    return _valid_cases(suite, entry_point, spec), usage
+
+
+def _checks(state: TeamState, spec: list[str], model_tests: list[str]) -> list[Check]:
+    rejected = set(state.get("rejected_tests", []))
+    checks = [Check(call=c, expected=e, source="spec") for c, e in map(json.loads, spec)]
+    checks += [
+        Check(call=c, expected=e, source="model")
+        for c, e in map(json.loads, model_tests)
+        if f"{c} == {e}" not in rejected
+    ]
+    return checks
+
+
+def code_hash(files: dict[str, str]) -> str:
+    """Stable hash of the workspace."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def feedback_for(run: TestRun) -> str:
+    """Failure messages verbatim, ground truth first, for the coder."""
+    if run["error"]:
+        return run["error"]
+    failed = sorted(
+        (c for c in run["checks"] if not c["passed"]), key=lambda c: c["source"] != "spec"
+    )
+    lines = [
+        f"- {c['error']}" + (" (from the goal's examples)" if c["source"] == "spec" else "")
+        for c in failed[:MAX_FEEDBACK_LINES]
+    ]
+    return "\n".join(lines)
+
+
+def _run_log(ctx: TeamContext, thread_id: str) -> Path:
+    if ctx.run_log:
+        return Path(ctx.run_log)
+    return get_settings().tasks_dir() / thread_id / "test_runs.jsonl"
+
+
+async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+    """Run every check against the current code in the sandbox and record the result."""
+    ctx = deps.context_of(runtime.context)
+    thread_id = str(get_config().get("configurable", {}).get("thread_id", "local"))
+    update: dict[str, Any] = {"steps": 1}
+    entry_point = entry_point_of(state)
+    spec = state.get("spec_checks")
+    if spec is None:
+        found = extract_spec_checks(state["goal"], entry_point) if entry_point else []
+        spec = [json.dumps([c.call, c.expected]) for c in found]
+        update["spec_checks"] = spec
+    model_tests = state.get("model_tests")
+    if model_tests is None:
+        model_tests = []
+        if entry_point:
+            runtime.stream_writer({"role": "tester", "event": "writing tests"})
+            spec_objs = [Check(call=c, expected=e, source="spec") for c, e in map(json.loads, spec)]
+            model_tests, usage = await _write_model_tests(state, ctx, entry_point, spec_objs)
+            if usage:
+                update["usage"] = usage
+        update["model_tests"] = model_tests
+
+    files = state.get("files", {})
+    checks = _checks(state, spec, model_tests)
+    digest = code_hash(files)
+    run_id = hashlib.sha256((digest + json.dumps([c.name for c in checks])).encode()).hexdigest()[
+        :16
+    ]
+    previous = next((r for r in state.get("test_runs", []) if r["run_id"] == run_id), None)
+    if previous is not None:
+        run = previous
+    else:
+        runtime.stream_writer({"role": "tester", "event": "running", "checks": len(checks)})
+        run = await _execute(ctx, files, checks, run_id, digest, state["iteration"])
+        log = _run_log(ctx, thread_id)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as handle:
+            handle.write(
+                json.dumps({"run_id": run_id, "iteration": run["iteration"], "at": time.time()})
+                + "\n"
+            )
+    runtime.stream_writer(
+        {
+            "role": "tester",
+            "event": "result",
+            "spec": [run["spec_passed"], run["spec_total"]],
+            "model": [run["model_passed"], run["model_total"]],
+            "error": run["error"][:200],
+        }
+    )
+    candidate: Candidate = {
+        "files": files,
+        "iteration": state["iteration"],
+        "score": (run["spec_passed"], run["model_passed"]) if not run["error"] else (-1, -1),
+    }
+    summary = (
+        f"tester: spec {run['spec_passed']}/{run['spec_total']}, "
+        f"own tests {run['model_passed']}/{run['model_total']}"
+        + (f", error: {run['error'][:200]}" if run["error"] else "")
+    )
+    update |= {
+        "test_runs": [run],
+        "best": candidate,
+        "feedback": feedback_for(run),
+        "messages": [AIMessage(summary, name="tester")],
+    }
+    return update
+
+
+async def _execute(
+    ctx: TeamContext,
+    files: dict[str, str],
+    checks: list[Check],
+    run_id: str,
+    digest: str,
+    iteration: int,
+) -> TestRun:
+    settings = get_settings()
+    limits = SandboxLimits(
+        timeout_s=settings.sandbox_timeout_s,
+        cpu_s=settings.sandbox_cpu_s,
+        memory_mb=settings.sandbox_memory_mb,
+        file_size_mb=settings.sandbox_file_size_mb,
+    )
+    result = await deps.sandbox(ctx).run(
+        runner_files(files, checks), ["python3", "run_checks.py"], limits
+    )
+    report = parse_report(result.stdout, result.stderr, result.exit_code, result.timed_out)
+    outcomes: list[CheckResult] = [
+        {"name": o.name, "source": o.source, "passed": o.passed, "error": o.error}
+        for o in report.outcomes
+    ]
+
+    def count(source: str, passed: bool | None = None) -> int:
+        return sum(
+            1
+            for o in outcomes
+            if o["source"] == source and (passed is None or o["passed"] == passed)
+        )
+
+    spec_total = sum(1 for c in checks if c.source == "spec")
+    model_total = sum(1 for c in checks if c.source == "model")
+    return {
+        "run_id": run_id,
+        "iteration": iteration,
+        "code_hash": digest,
+        "spec_passed": count("spec", True),
+        "spec_total": spec_total,
+        "model_passed": count("model", True),
+        "model_total": model_total,
+        "checks": outcomes,
+        "error": report.error,
+    }

@@ -1,0 +1,1 @@
+"""Service layer: settings, model providers, persistence, CLI and the benchmark entry points."""

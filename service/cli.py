@@ -1,0 +1,316 @@
+"""`strategos`: run, resume, approve and inspect coding tasks, and run the benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from langgraph.types import Command
+from rich.console import Console
+from rich.prompt import Confirm, Prompt
+from rich.table import Table
+
+from graphs.team import compile_team
+from service import tasks
+from service.live import LiveView
+from service.models import chat_model
+from service.persistence import checkpointer
+from service.settings import Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+err = Console(stderr=True)
+
+EXIT_PAUSED = 10
+"""Exit status when a task waits for a human approval (no terminal to ask on)."""
+
+ApproveOpt = Annotated[
+    str, typer.Option("--approve", help="Sensitive steps: ask (default), auto or deny.")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _approve_mode(value: str) -> Literal["ask", "auto", "deny"]:
+    if value not in ("ask", "auto", "deny"):
+        raise _fail(f"--approve must be ask, auto or deny, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+async def _drive(
+    settings: Settings, record: tasks.TaskRecord, payload: Any, *, interactive: bool
+) -> int:
+    """Stream the task until it ends or pauses; handle approvals on a terminal."""
+    ctx = record.context(settings)
+    ctx.model = chat_model(settings)
+    config = record.config()
+    started = time.monotonic()
+    async with checkpointer(settings) as saver:
+        graph = compile_team(saver)
+        snapshot = await graph.aget_state(config)  # type: ignore[arg-type]
+        values = snapshot.values or {}
+        usage = values.get("usage") or {}
+        view = LiveView(
+            console,
+            steps=int(values.get("steps", 0)),
+            tokens=int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
+        )
+        while True:
+            with view:
+                async for mode, chunk in graph.astream(
+                    payload,
+                    config,
+                    context=ctx,
+                    stream_mode=["updates", "custom"],  # type: ignore[arg-type]
+                ):
+                    view.handle(mode, chunk)
+            snapshot = await graph.aget_state(config)  # type: ignore[arg-type]
+            if not snapshot.interrupts:
+                break
+            request = snapshot.interrupts[0].value
+            _show_request(request)
+            if not interactive:
+                _print_paused(record.task_id)
+                return EXIT_PAUSED
+            approved = Confirm.ask("Approve this delivery?", console=console)
+            comment = "" if approved else Prompt.ask("What should change?", console=console)
+            payload = Command(resume={"approved": approved, "comment": comment})
+    _print_report(snapshot.values.get("report") or {}, time.monotonic() - started, record)
+    return 0
+
+
+def _show_request(request: Any) -> None:
+    if not isinstance(request, dict):
+        console.print(f"[red]approval needed:[/] {request}")
+        return
+    console.rule("[bold red]approval needed")
+    console.print(f"action: {request.get('action')} → {request.get('destination')}")
+    console.print(f"files: {', '.join(request.get('files', []))}")
+    console.print(f"tests: {request.get('tests')}")
+    console.print(f"why now: {request.get('summary')}")
+
+
+def _print_paused(task_id: str) -> None:
+    console.print(f"\n[bold]Task {task_id} is paused, waiting for approval.[/]")
+    console.print(f"  approve: strategos approve {task_id}")
+    console.print(f"  reject:  strategos approve {task_id} --reject --comment 'what to change'")
+
+
+def _print_report(report: dict[str, Any], wall_s: float, record: tasks.TaskRecord) -> None:
+    table = Table(title=f"task {record.task_id}: {report.get('status', 'unknown')}", box=None)
+    table.add_column("", style="bold")
+    table.add_column("")
+    tests = report.get("tests", {})
+    rows = {
+        "files delivered": ", ".join(report.get("files", [])) or "none",
+        "destination": report.get("destination") or "-",
+        "goal examples": f"{tests.get('spec_passed', 0)}/{tests.get('spec_total', 0)} passed",
+        "team tests": f"{tests.get('team_passed', 0)}/{tests.get('team_total', 0)} passed",
+        "iterations": str(report.get("iterations", 0)),
+        "steps": str(report.get("steps", 0)),
+        "model calls": str(report.get("model_calls", 0)),
+        "tokens (prompt + completion)": (
+            f"{report.get('prompt_tokens', 0)} + {report.get('completion_tokens', 0)}"
+        ),
+        "wall time (this run)": f"{wall_s:.1f} s",
+    }
+    if report.get("stop_reason"):
+        rows["stopped because"] = str(report["stop_reason"])
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
+
+
+def _run_async(coro: Any) -> int:
+    try:
+        return int(asyncio.run(coro))
+    except tasks.TaskNotFoundError as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted; continue with `strategos resume TASK_ID`[/]")
+        return 130
+
+
+@app.command()
+def run(
+    goal: Annotated[str, typer.Argument(help="The programming goal, in words.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Where to deliver the files.")] = None,
+    approve: ApproveOpt = "ask",
+    entry_point: Annotated[str | None, typer.Option(help="Name of the function to write.")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Agent step limit.")] = None,
+    token_budget: Annotated[int | None, typer.Option(min=1, help="Token budget.")] = None,
+    task_id: Annotated[str | None, typer.Option(help="Choose the task id.")] = None,
+) -> None:
+    """Start a task and stream the team's work until it is delivered or needs approval."""
+    settings = get_settings()
+    if not goal.strip():
+        raise _fail("the goal is empty")
+    task = task_id or tasks.new_task_id()
+    try:
+        record = tasks.TaskRecord(
+            task_id=task,
+            goal=goal,
+            entry_point=entry_point,
+            approve=_approve_mode(approve),
+            out_dir=str((out or tasks.task_dir(settings, task) / "delivered").resolve()),
+            max_steps=max_steps,
+            token_budget=token_budget,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    tasks.save(settings, record)
+    console.print(f"[bold]task {record.task_id}[/]: {goal.strip().splitlines()[0][:100]}")
+    payload: dict[str, Any] = {"goal": goal}
+    if entry_point:
+        payload["entry_point"] = entry_point
+    interactive = record.approve == "ask" and sys.stdin.isatty()
+    raise typer.Exit(_run_async(_drive(settings, record, payload, interactive=interactive)))
+
+
+@app.command()
+def resume(task_id: str) -> None:
+    """Continue a task from its last checkpoint (after a crash or a kill)."""
+    settings = get_settings()
+    record = _load(settings, task_id)
+    interactive = record.approve == "ask" and sys.stdin.isatty()
+    raise typer.Exit(_run_async(_resume(settings, record, interactive)))
+
+
+async def _resume(settings: Settings, record: tasks.TaskRecord, interactive: bool) -> int:
+    async with checkpointer(settings) as saver:
+        snapshot = await compile_team(saver).aget_state(record.config())  # type: ignore[arg-type]
+    if not snapshot.values:
+        raise tasks.TaskNotFoundError(f"task {record.task_id} has no checkpoint to resume")
+    if snapshot.interrupts:
+        _show_request(snapshot.interrupts[0].value)
+        if not interactive:
+            _print_paused(record.task_id)
+            return EXIT_PAUSED
+        approved = Confirm.ask("Approve this delivery?", console=console)
+        comment = "" if approved else Prompt.ask("What should change?", console=console)
+        payload: Any = Command(resume={"approved": approved, "comment": comment})
+    elif not snapshot.next:
+        _print_report(snapshot.values.get("report") or {}, 0.0, record)
+        return 0
+    else:
+        console.print(f"resuming task {record.task_id} at {', '.join(snapshot.next)}")
+        payload = None
+    return await _drive(settings, record, payload, interactive=interactive)
+
+
+@app.command("approve")
+def approve_cmd(
+    task_id: str,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+    comment: Annotated[str, typer.Option(help="What the team should change.")] = "",
+) -> None:
+    """Answer a paused task's approval request, then let the team continue."""
+    settings = get_settings()
+    record = _load(settings, task_id)
+    raise typer.Exit(_run_async(_answer(settings, record, not reject, comment)))
+
+
+async def _answer(settings: Settings, record: tasks.TaskRecord, ok: bool, comment: str) -> int:
+    async with checkpointer(settings) as saver:
+        snapshot = await compile_team(saver).aget_state(record.config())  # type: ignore[arg-type]
+    if not snapshot.interrupts:
+        raise _fail(f"task {record.task_id} is not waiting for approval")
+    payload = Command(resume={"approved": ok, "comment": comment})
+    return await _drive(settings, record, payload, interactive=sys.stdin.isatty())
+
+
+@app.command()
+def show(task_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show a task's status, latest messages and report."""
+    settings = get_settings()
+    record = _load(settings, task_id)
+    raise typer.Exit(_run_async(_show(settings, record, as_json)))
+
+
+async def _show(settings: Settings, record: tasks.TaskRecord, as_json: bool) -> int:
+    async with checkpointer(settings) as saver:
+        snapshot = await compile_team(saver).aget_state(record.config())  # type: ignore[arg-type]
+    values = snapshot.values or {}
+    status = (
+        "waiting for approval"
+        if snapshot.interrupts
+        else "finished"
+        if values.get("report")
+        else "not started"
+        if not values
+        else f"interrupted before {', '.join(snapshot.next)}"
+    )
+    if as_json:
+        summary = {
+            "task_id": record.task_id,
+            "status": status,
+            "report": values.get("report"),
+            "iteration": values.get("iteration"),
+            "steps": values.get("steps"),
+            "usage": values.get("usage"),
+        }
+        console.print_json(json.dumps(summary))
+        return 0
+    console.print(f"[bold]task {record.task_id}[/] — {status}")
+    for message in values.get("messages", [])[-12:]:
+        console.print(f"  {message.content}", highlight=False)
+    if values.get("report"):
+        _print_report(values["report"], 0.0, record)
+    return 0
+
+
+def _load(settings: Settings, task_id: str) -> tasks.TaskRecord:
+    try:
+        return tasks.load(settings, task_id)
+    except tasks.TaskNotFoundError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def bench(
+    dataset: Annotated[str, typer.Option(help="'humaneval' or a JSONL file in its format.")],
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    mode: Annotated[list[str] | None, typer.Option(help="team and/or single-shot.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path(
+        "bench-results.json"
+    ),
+) -> None:
+    """Run coding tasks through the team and/or one plain request; score on hidden tests."""
+    from eval.bench import run_benchmark
+
+    modes = mode or ["team", "single-shot"]
+    for item in modes:
+        if item not in ("team", "single-shot"):
+            raise _fail(f"--mode must be team or single-shot, not {item!r}")
+    settings = get_settings()
+    try:
+        results = asyncio.run(
+            run_benchmark(settings, dataset, modes, limit=limit, offset=offset, console=console)
+        )
+    except (ValueError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    console.print(f"results written to {out}")
+
+
+@app.command()
+def prepare() -> None:
+    """Download and build the embedded model (weights and llama-server) into the cache."""
+    from service.local_model import prepare as prepare_model
+
+    paths = prepare_model(get_settings(), err)
+    console.print(f"weights: {paths.weights}\nserver:  {paths.server}")
+
+
+if __name__ == "__main__":
+    app()

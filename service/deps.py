@@ -1,0 +1,74 @@
+"""Resolve a run's `TeamContext` into concrete dependencies (model, sandbox, limits)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from graphs.context import TeamContext
+from service.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Effective per-task limits: the context's values, else the settings'."""
+
+    max_steps: int
+    max_iterations: int
+    token_budget: int
+
+
+def context_of(runtime_context: TeamContext | dict[str, Any] | None) -> TeamContext:
+    """Accept the dataclass, the plain dict the server may pass, or nothing."""
+    if isinstance(runtime_context, TeamContext):
+        return runtime_context
+    if isinstance(runtime_context, dict):
+        return TeamContext(**runtime_context)
+    return TeamContext()
+
+
+def limits(ctx: TeamContext, settings: Settings | None = None) -> Limits:
+    """The step limit, coder iteration limit and token budget in force."""
+    settings = settings or get_settings()
+    return Limits(
+        max_steps=ctx.max_steps or settings.max_steps,
+        max_iterations=ctx.max_iterations or settings.max_iterations,
+        token_budget=ctx.token_budget or settings.token_budget,
+    )
+
+
+@cache
+def _default_model() -> BaseChatModel:
+    from service.models import chat_model
+
+    return chat_model(get_settings())
+
+
+def model(ctx: TeamContext) -> BaseChatModel:
+    """The injected chat model, else the configured one (built once per process)."""
+    if ctx.model is not None:
+        return ctx.model  # type: ignore[no-any-return]
+    return _default_model()
+
+
+@cache
+def _default_sandbox() -> Any:
+    from tools.sandbox import LocalSandbox
+
+    return LocalSandbox()
+
+
+def sandbox(ctx: TeamContext) -> Any:
+    """The injected sandbox, else the local bubblewrap sandbox."""
+    return ctx.sandbox if ctx.sandbox is not None else _default_sandbox()
+
+
+def out_dir(ctx: TeamContext, thread_id: str) -> Path:
+    """Where deliver writes: the context's directory, else one per task under the data dir."""
+    if ctx.out_dir:
+        return Path(ctx.out_dir)
+    return get_settings().tasks_dir() / thread_id / "delivered"

@@ -1,0 +1,164 @@
+"""Chat model providers and the structured-output call every agent uses.
+
+One interface: `ChatOpenAI` against any OpenAI-compatible endpoint (the embedded default is the
+bundled llama.cpp server). Agents pick actions through JSON-schema constrained output, validated
+with pydantic, with a bounded repair retry that feeds the validation error back verbatim.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel, ValidationError
+
+from graphs.state import Usage
+from service.settings import Settings
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class StructuredOutputError(RuntimeError):
+    """The model did not produce valid structured output within the retry budget."""
+
+
+def usage_of(message: BaseMessage) -> Usage:
+    """Token usage reported with a model response (zero when the provider reports none)."""
+    meta = getattr(message, "usage_metadata", None) or {}
+    return {
+        "model_calls": 1,
+        "prompt_tokens": int(meta.get("input_tokens", 0)),
+        "completion_tokens": int(meta.get("output_tokens", 0)),
+    }
+
+
+def _response_format(schema: type[BaseModel]) -> dict[str, object]:
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+    }
+
+
+def _text_of(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in content)
+
+
+def _strip_fences(text: str) -> str:
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text.strip()
+
+
+async def structured_call[T: BaseModel](
+    model: BaseChatModel,
+    system: str,
+    user: str,
+    schema: type[T],
+    *,
+    retries: int = 2,
+) -> tuple[T, Usage]:
+    """Ask for output matching `schema`; on invalid output, show the model its error and retry.
+
+    Returns the validated object and the usage of every attempt. Raises StructuredOutputError
+    after `retries` failed repairs, naming the schema and the last validation error.
+    """
+    bound = model.bind(response_format=_response_format(schema))
+    messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(user)]
+    total: Usage = {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    last_error = ""
+    for _attempt in range(retries + 1):
+        reply = await bound.ainvoke(messages)
+        used = usage_of(reply)
+        total = {key: total[key] + used[key] for key in total}  # type: ignore[literal-required]
+        text = _strip_fences(_text_of(reply))
+        try:
+            return schema.model_validate_json(text), total
+        except ValidationError as exc:
+            last_error = _short_errors(exc)
+        messages = [
+            *messages,
+            AIMessage(text[:2000]),
+            HumanMessage(
+                f"That output was invalid: {last_error}\n"
+                f"Reply again with only a JSON object that matches the {schema.__name__} schema."
+            ),
+        ]
+    raise StructuredOutputError(
+        f"the model gave no valid {schema.__name__} after {retries + 1} attempts "
+        f"(last error: {last_error}); try a larger model (STRATEGOS_MODEL / OPENAI_BASE_URL) "
+        "or raise STRATEGOS_STRUCTURED_RETRIES"
+    )
+
+
+def _short_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class _LocalServer:
+    """Process-wide llama-server, started on first use and stopped at exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stack: ExitStack | None = None
+        self._url: str | None = None
+
+    def url(self, settings: Settings) -> str:
+        with self._lock:
+            if self._url is None:
+                from service.local_model import running_server
+
+                self._stack = ExitStack()
+                self._url = self._stack.enter_context(running_server(settings))
+                atexit.register(self.stop)
+            return self._url
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stack is not None:
+                self._stack.close()
+            self._stack, self._url = None, None
+
+
+LOCAL_SERVER = _LocalServer()
+
+
+def chat_model(settings: Settings) -> BaseChatModel:
+    """The configured chat model: a script, an OpenAI-compatible endpoint, or the local model."""
+    if settings.scripted_model is not None:
+        from service.scripted import ScriptedChatModel
+
+        return ScriptedChatModel.from_file(settings.scripted_model)
+    if settings.openai_base_url:
+        base_url = settings.openai_base_url
+        api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
+    else:
+        base_url, api_key = LOCAL_SERVER.url(settings), "local"
+    return ChatOpenAI(
+        base_url=base_url,
+        api_key=api_key,  # type: ignore[arg-type]
+        model=settings.model,
+        temperature=settings.temperature,
+        max_completion_tokens=settings.max_completion_tokens,
+        timeout=settings.request_timeout_s,
+        max_retries=1,
+    )
+
+
+def message_texts(messages: Sequence[BaseMessage]) -> list[str]:
+    """Plain text of messages (for scripted-model matching and logs)."""
+    return [_text_of(m) for m in messages]

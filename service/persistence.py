@@ -1,0 +1,36 @@
+"""Checkpointer factories: SQLite by default, PostgreSQL when a database URL is configured."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from service.settings import Settings
+
+
+@asynccontextmanager
+async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """Open the configured checkpointer, create its tables, and close it on exit."""
+    if settings.database_url:
+        async with AsyncConnectionPool[AsyncConnection[DictRow]](
+            settings.database_url,
+            min_size=1,
+            max_size=4,
+            open=False,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        ) as pool:
+            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            await saver.setup()
+            yield saver
+        return
+    path = settings.sqlite_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        yield saver

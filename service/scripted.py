@@ -1,0 +1,107 @@
+"""A scripted chat model: deterministic LLM output for tests and offline demos.
+
+Replies are chosen by rules, not by call order, so a process that resumes a task mid-way gets the
+same answers the first process would have: a rule matches on the agent role (the prompt's
+`# role:` line) and on substrings of the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import BaseModel, Field
+
+
+class ScriptRule(BaseModel):
+    """One reply: used when the role matches and every `when` substring is in the prompt."""
+
+    role: str
+    when: list[str] = Field(default_factory=list)
+    unless: list[str] = Field(default_factory=list)
+    reply: dict[str, Any] | str
+
+
+class Script(BaseModel):
+    """A whole script; the first matching rule wins."""
+
+    rules: list[ScriptRule]
+    latency_s: float = Field(default=0.0, ge=0.0, le=60.0)
+
+
+class ScriptMismatchError(LookupError):
+    """No rule of the script matches a model call."""
+
+
+def role_of(messages: list[BaseMessage]) -> str:
+    """The agent role named on the system prompt's `# role: name@version` line."""
+    for message in messages:
+        text = message.content if isinstance(message.content, str) else ""
+        for line in text.splitlines():
+            if line.startswith("# role:"):
+                return line.removeprefix("# role:").strip().split("@", 1)[0]
+    return ""
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Returns the scripted reply of the first matching rule, with approximate token usage."""
+
+    script: Script
+    calls: int = 0
+
+    @classmethod
+    def from_file(cls, path: Path) -> ScriptedChatModel:
+        """Load and validate a JSON script."""
+        return cls(script=Script.model_validate_json(Path(path).read_text()))
+
+    @property
+    def _llm_type(self) -> str:
+        return "strategos-scripted"
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        role = role_of(messages)
+        prompt = "\n".join(m.content if isinstance(m.content, str) else "" for m in messages)
+        for rule in self.script.rules:
+            if rule.role != role:
+                continue
+            if all(w in prompt for w in rule.when) and not any(u in prompt for u in rule.unless):
+                text = rule.reply if isinstance(rule.reply, str) else json.dumps(rule.reply)
+                self.calls += 1
+                return AIMessage(
+                    content=text,
+                    usage_metadata={
+                        "input_tokens": max(1, len(prompt) // 4),
+                        "output_tokens": max(1, len(text) // 4),
+                        "total_tokens": max(1, len(prompt) // 4) + max(1, len(text) // 4),
+                    },
+                )
+        raise ScriptMismatchError(f"no scripted reply for role {role!r}; prompt:\n{prompt[-1500:]}")
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.script.latency_s:
+            time.sleep(self.script.latency_s)
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.script.latency_s:
+            await asyncio.sleep(self.script.latency_s)
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])

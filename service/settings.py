@@ -1,0 +1,74 @@
+"""One place for every knob: the only module that reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ApprovalMode = Literal["ask", "auto", "deny"]
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "strategos"
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "strategos"
+
+
+class Settings(BaseSettings):
+    """Configuration read once from `STRATEGOS_*` variables (and the OpenAI ones)."""
+
+    model_config = SettingsConfigDict(env_prefix="STRATEGOS_", extra="ignore")
+
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "STRATEGOS_BASE_URL")
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "STRATEGOS_API_KEY")
+    )
+    model: str = Field(default="qwen2.5-coder-1.5b-instruct", description="Model name to request.")
+    scripted_model: Path | None = Field(
+        default=None, description="JSON script for the deterministic scripted chat model."
+    )
+    temperature: float = 0.0
+    max_completion_tokens: int = 1024
+    request_timeout_s: float = 300.0
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; SQLite in data_dir when unset."
+    )
+
+    llama_threads: int = 2
+    llama_context: int = 8192
+    llama_start_timeout_s: float = 180.0
+
+    max_steps: int = Field(default=24, ge=1, description="Graph node visits before stopping.")
+    max_iterations: int = Field(default=4, ge=1, description="Coder attempts before delivering.")
+    token_budget: int = Field(default=60_000, ge=1, description="Tokens per task (in + out).")
+    structured_retries: int = Field(default=2, ge=0, le=5)
+
+    sandbox_timeout_s: float = 20.0
+    sandbox_memory_mb: int = 512
+    sandbox_cpu_s: int = 20
+    sandbox_file_size_mb: int = 16
+
+    def sqlite_path(self) -> Path:
+        """Where the embedded checkpointer keeps its database."""
+        return self.data_dir / "checkpoints.sqlite"
+
+    def tasks_dir(self) -> Path:
+        """Root of per-task workspaces and reports."""
+        return self.data_dir / "tasks"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Build the settings once per process."""
+    return Settings()

@@ -1,0 +1,69 @@
+"""Shared fixtures: scripted models, isolated data dirs, PostgreSQL schemas, the local model."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from service.scripted import ScriptedChatModel
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("STRATEGOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def coder_reply(code: str, summary: str = "") -> dict[str, Any]:
+    """A scripted coder answer writing `solution.py`."""
+    return {"files": [{"path": "solution.py", "content": code}], "summary": summary}
+
+
+def cases_reply(*cases: tuple[str, str]) -> dict[str, Any]:
+    """A scripted tester answer."""
+    return {"cases": [{"call": call, "expected": expected} for call, expected in cases]}
+
+
+def review_reply(
+    verdict: str = "approve", issues: list[str] | None = None, wrong: list[int] | None = None
+) -> dict[str, Any]:
+    """A scripted reviewer answer."""
+    return {"verdict": verdict, "issues": issues or [], "wrong_tests": wrong or []}
+
+
+def write_script(path: Path, rules: list[dict[str, Any]], latency_s: float = 0.0) -> Path:
+    """Write a scripted-model file usable through STRATEGOS_SCRIPTED_MODEL."""
+    path.write_text(json.dumps({"rules": rules, "latency_s": latency_s}))
+    return path
+
+
+def scripted(rules: list[dict[str, Any]]) -> ScriptedChatModel:
+    """An in-process scripted model."""
+    return ScriptedChatModel.model_validate({"script": {"rules": rules}})
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema in the machine's PostgreSQL, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `strategos` subprocess with its own data dir and no OpenAI settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STRATEGOS_"))}
+    env["STRATEGOS_DATA_DIR"] = str(tmp_path / "data")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["COLUMNS"] = "160"
+    env.update(extra)
+    return env

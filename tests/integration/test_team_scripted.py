@@ -1,0 +1,182 @@
+"""Deterministic team runs: the real graph, the real sandbox, a scripted chat model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from graphs.context import TeamContext
+from graphs.team import compile_team
+from tests.conftest import coder_reply, review_reply, scripted, cases_reply
+
+ADD_GOAL = "Write add(a, b) that returns the sum of a and b.\nExample: add(2, 3) == 5"
+WRONG_ADD = "def add(a, b):\n    return a - b\n"
+RIGHT_ADD = "def add(a, b):\n    return a + b\n"
+
+
+async def run_team(
+    rules: list[dict[str, Any]], goal: str, tmp_path: Path, **ctx_options: Any
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """Run until the first interrupt or the end; return graph, config and custom events."""
+    model = scripted(rules)
+    graph = compile_team(InMemorySaver())
+    ctx = TeamContext(
+        model=model,
+        out_dir=str(tmp_path / "out"),
+        run_log=str(tmp_path / "runs.jsonl"),
+        **ctx_options,
+    )
+    config: dict[str, Any] = {"configurable": {"thread_id": "t"}, "recursion_limit": 200}
+    events: list[dict[str, Any]] = []
+    async for mode, chunk in graph.astream(
+        {"goal": goal}, config, context=ctx, stream_mode=["updates", "custom"]
+    ):
+        if mode == "custom":
+            events.append(chunk)
+    return (graph, ctx), config, events
+
+
+async def resume(graph_ctx: Any, config: dict[str, Any], answer: dict[str, Any]) -> None:
+    graph, ctx = graph_ctx
+    async for _ in graph.astream(Command(resume=answer), config, context=ctx):
+        pass
+
+
+async def test_failing_first_attempt_is_fixed_from_the_failure_message(tmp_path: Path) -> None:
+    rules = [
+        {
+            "role": "coder",
+            "when": ["add(2, 3) returned -1, expected 5"],
+            "reply": coder_reply(RIGHT_ADD),
+        },
+        {"role": "coder", "reply": coder_reply(WRONG_ADD)},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"), ("add(-1, 1)", "0"))},
+        {"role": "reviewer", "reply": review_reply()},
+    ]
+    (graph, _), config, events = await run_team(rules, ADD_GOAL, tmp_path, approve="auto")
+    state = (await graph.aget_state(config)).values
+    assert state["report"]["status"] == "delivered"
+    assert (tmp_path / "out" / "solution.py").read_text() == RIGHT_ADD
+    assert state["iteration"] == 2
+    results = [e for e in events if e["role"] == "tester" and e["event"] == "result"]
+    assert results[0]["spec"] == [0, 1] and results[-1]["spec"] == [1, 1]
+    assert state["report"]["tests"] == {
+        "spec_passed": 1,
+        "spec_total": 1,
+        "team_passed": 2,
+        "team_total": 2,
+        "error": "",
+    }
+
+
+async def test_reviewer_rejection_is_fixed(tmp_path: Path) -> None:
+    goal = (
+        "Write greet(name) that returns 'Hello, NAME!' where NAME is the name with surrounding "
+        "whitespace removed.\nExample: greet('Bob') == 'Hello, Bob!'"
+    )
+    plain = "def greet(name):\n    return f'Hello, {name}!'\n"
+    stripped = "def greet(name):\n    return f'Hello, {name.strip()}!'\n"
+    rules = [
+        {"role": "coder", "when": ["strip the name"], "reply": coder_reply(stripped)},
+        {"role": "coder", "reply": coder_reply(plain)},
+        {"role": "tester", "reply": cases_reply(("greet('Al')", "'Hello, Al!'"))},
+        {"role": "reviewer", "when": ["name.strip()"], "reply": review_reply()},
+        {
+            "role": "reviewer",
+            "reply": review_reply("changes_requested", ["strip the name before greeting"]),
+        },
+    ]
+    (graph, _), config, _ = await run_team(rules, goal, tmp_path, approve="auto")
+    state = (await graph.aget_state(config)).values
+    assert [r["verdict"] for r in state["reviews"]] == ["changes_requested", "approve"]
+    assert (tmp_path / "out" / "solution.py").read_text() == stripped
+
+
+async def test_model_test_contradicting_the_spec_is_set_aside_not_obeyed(tmp_path: Path) -> None:
+    rules = [
+        {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
+        # The tester's second case is wrong: add(2, 2) is 4, not 5.
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"), ("add(2, 2)", "5"))},
+        {
+            "role": "reviewer",
+            "when": ["add(2, 2) returned 4, expected 5"],
+            "reply": review_reply(wrong=[1]),
+        },
+        {"role": "reviewer", "reply": review_reply()},
+    ]
+    (graph, _), config, _ = await run_team(rules, ADD_GOAL, tmp_path, approve="auto")
+    state = (await graph.aget_state(config)).values
+    assert state["rejected_tests"] == ["add(2, 2) == 5"]
+    assert state["iteration"] == 1, "working code must not be 'repaired' to please a wrong test"
+    assert (tmp_path / "out" / "solution.py").read_text() == RIGHT_ADD
+
+
+async def test_approval_rejection_comment_is_addressed(tmp_path: Path) -> None:
+    documented = 'def add(a, b):\n    """Return a + b."""\n    return a + b\n'
+    rules = [
+        {"role": "coder", "when": ["add a docstring"], "reply": coder_reply(documented)},
+        {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+        {"role": "reviewer", "reply": review_reply()},
+    ]
+    graph_ctx, config, _ = await run_team(rules, ADD_GOAL, tmp_path, approve="ask")
+    graph = graph_ctx[0]
+    paused = await graph.aget_state(config)
+    assert paused.next == ("approval",)
+    request = paused.interrupts[0].value
+    assert request["action"] == "deliver" and request["files"] == ["solution.py"]
+    assert not (tmp_path / "out").exists(), "nothing is delivered before approval"
+
+    await resume(graph_ctx, config, {"approved": False, "comment": "add a docstring"})
+    again = await graph.aget_state(config)
+    assert again.next == ("approval",), "after a rejection the team works and asks again"
+    assert again.values["files"]["solution.py"] == documented
+    assert not (tmp_path / "out").exists()
+
+    await resume(graph_ctx, config, {"approved": True, "comment": ""})
+    final = (await graph.aget_state(config)).values
+    assert final["report"]["status"] == "delivered"
+    assert (tmp_path / "out" / "solution.py").read_text() == documented
+
+
+async def test_runaway_loop_is_stopped_by_the_step_limit(tmp_path: Path) -> None:
+    rules = [
+        {"role": "coder", "reply": coder_reply(WRONG_ADD)},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+        {"role": "supervisor", "reply": {"next": "coder", "reason": "keep trying"}},
+    ]
+    (graph, _), config, _ = await run_team(
+        rules, ADD_GOAL, tmp_path, approve="auto", max_steps=7, max_iterations=50
+    )
+    state = (await graph.aget_state(config)).values
+    assert "step limit reached (7 steps)" in state["report"]["stop_reason"]
+    assert state["steps"] <= 8
+    assert state["report"]["tests"]["spec_passed"] == 0
+
+
+async def test_token_budget_stops_the_task_with_a_clear_reason(tmp_path: Path) -> None:
+    rules = [
+        {"role": "coder", "reply": coder_reply(WRONG_ADD)},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+        {"role": "supervisor", "reply": {"next": "coder", "reason": "keep trying"}},
+    ]
+    (graph, _), config, _ = await run_team(
+        rules, ADD_GOAL, tmp_path, approve="auto", token_budget=300, max_iterations=50
+    )
+    report = (await graph.aget_state(config)).values["report"]
+    assert report["stop_reason"].startswith("token budget spent")
+
+
+async def test_deny_policy_delivers_nothing(tmp_path: Path) -> None:
+    rules = [
+        {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+        {"role": "reviewer", "reply": review_reply()},
+    ]
+    (graph, _), config, _ = await run_team(rules, ADD_GOAL, tmp_path, approve="deny")
+    report = (await graph.aget_state(config)).values["report"]
+    assert report["status"] == "not_delivered"
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,222 @@
+"""Executable checks: ground-truth examples pulled from a goal, and the runner that executes them.
+
+A check is a call and its expected value. Examples stated in the task's own text are ground
+truth; model-written cases are kept apart because a small model's expectations are often wrong.
+The runner executes every check independently inside the sandbox and reports the actual value,
+so failures can be fed back verbatim ("f(2) returned 5, expected 4").
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+Source = Literal["spec", "model"]
+RESULT_MARKER = "@@STRATEGOS-CHECKS@@"
+_ARROWS = ("==", "➞", "=>", "->", "→", "should return", "returns", "should be", "=")
+
+
+class Check(BaseModel):
+    """`call` must evaluate to `expected`; both are Python expressions."""
+
+    call: str = Field(min_length=1, max_length=2000)
+    expected: str = Field(min_length=1, max_length=2000)
+    source: Source = "model"
+
+    @field_validator("call", "expected")
+    @classmethod
+    def _is_expression(cls, value: str) -> str:
+        try:
+            ast.parse(value.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise ValueError(f"not a Python expression: {value!r} ({exc.msg})") from exc
+        return value.strip()
+
+    @property
+    def name(self) -> str:
+        """How the check is shown to agents and users."""
+        return f"{self.call} == {self.expected}"
+
+
+class CheckOutcome(BaseModel):
+    """What the runner observed for one check."""
+
+    name: str
+    source: Source
+    passed: bool
+    error: str = ""
+
+
+class CheckReport(BaseModel):
+    """The runner's whole report; `error` is set when the code could not even be loaded."""
+
+    outcomes: list[CheckOutcome] = Field(default_factory=list)
+    error: str = ""
+
+
+def _balanced_call(text: str, start: int) -> int | None:
+    """Index just past the parenthesis that closes the call opening at `start`."""
+    depth, quote = 0, ""
+    for index in range(start, len(text)):
+        char = text[index]
+        if quote:
+            if char == quote and text[index - 1] != "\\":
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return None
+
+
+_ALLOWED_NAMES = frozenset(dir(builtins))
+
+
+def free_names(expr: str, entry_point: str) -> set[str]:
+    """Names an expression needs besides the function under test and the builtins."""
+    tree = ast.parse(expr, mode="eval")
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    return names - _ALLOWED_NAMES - {entry_point}
+
+
+def _parses(expr: str) -> bool:
+    try:
+        ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return False
+    return True
+
+
+def _split_expected(rest: str) -> str | None:
+    rest = rest.strip()
+    for arrow in _ARROWS:
+        if rest.startswith(arrow):
+            rest = rest[len(arrow) :].strip()
+            break
+    else:
+        return None
+    rest = re.sub(r"\s+#.*$", "", rest).strip()
+    for candidate in (rest, rest.rstrip(".,;"), rest.split("  ")[0]):
+        if candidate and _parses(candidate):
+            return candidate
+    return None
+
+
+def _is_label(prefix: str) -> bool:
+    """Text allowed before an example call on its line: nothing, a bullet, or `Example:`."""
+    prefix = prefix.strip()
+    return prefix in ("", "-", "*") or (prefix.endswith(":") and len(prefix) <= 20)
+
+
+def extract_spec_checks(goal: str, entry_point: str) -> list[Check]:
+    """Ground-truth checks from doctest examples and `f(x) == y` style lines in the goal."""
+    lines = goal.splitlines()
+    found: list[Check] = []
+    call_start = re.compile(rf"(?<![\w.]){re.escape(entry_point)}\s*\(")
+    for index, raw in enumerate(lines):
+        line = raw.strip()
+        if line.startswith(">>>"):
+            expr = line[3:].strip()
+            expected_lines = []
+            for follow in lines[index + 1 :]:
+                stripped = follow.strip()
+                if not stripped or stripped.startswith((">>>", '"""', "'''")):
+                    break
+                expected_lines.append(stripped)
+            expected = " ".join(expected_lines)
+            if call_start.search(expr) and expected and _parses(expr) and _parses(expected):
+                found.append(Check(call=expr, expected=expected, source="spec"))
+            continue
+        match = call_start.search(line)
+        if match is None or not _is_label(line[: match.start()]):
+            continue
+        end = _balanced_call(line, match.end() - 1)
+        if end is None:
+            continue
+        call = line[match.start() : end]
+        expected_text = _split_expected(line[end:])
+        if expected_text is not None and _parses(call):
+            found.append(Check(call=call, expected=expected_text, source="spec"))
+    found = [c for c in found if not free_names(c.call, entry_point) | free_names(c.expected, "")]
+    unique: dict[str, Check] = {check.name: check for check in found}
+    return list(unique.values())
+
+
+_RUNNER = r"""
+import json, math, signal, sys, traceback
+
+def _same(actual, expected):
+    if isinstance(expected, float) or isinstance(actual, float):
+        try:
+            return math.isclose(actual, expected, rel_tol=1e-6, abs_tol=1e-9)
+        except TypeError:
+            return False
+    if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+        return len(actual) == len(expected) and all(map(_same, actual, expected))
+    return actual == expected
+
+def _alarm(signum, frame):
+    raise TimeoutError("timed out after %ss")
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+report = {"outcomes": [], "error": ""}
+checks = json.load(open("checks.json"))
+namespace = {"__name__": "solution"}
+try:
+    source = open("solution.py").read()
+    exec(compile(source, "solution.py", "exec"), namespace)
+except BaseException as exc:
+    report["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-1500:]
+else:
+    signal.signal(signal.SIGALRM, _alarm)
+    for check in checks:
+        outcome = {"name": check["call"] + " == " + check["expected"], "source": check["source"],
+                   "passed": False, "error": ""}
+        try:
+            signal.alarm(PER_CHECK_S)
+            actual = eval(check["call"], dict(namespace))
+            signal.alarm(0)
+            expected = eval(check["expected"], dict(namespace))
+            outcome["passed"] = bool(_same(actual, expected))
+            if not outcome["passed"]:
+                outcome["error"] = "%s returned %s, expected %s" % (
+                    check["call"], _short(actual), _short(expected))
+        except BaseException as exc:
+            signal.alarm(0)
+            outcome["error"] = "%s raised %s: %s" % (
+                check["call"], type(exc).__name__, str(exc)[:300])
+        report["outcomes"].append(outcome)
+sys.stdout.write("\nMARKER" + json.dumps(report) + "\n")
+"""
+
+
+def runner_files(
+    code_files: dict[str, str], checks: list[Check], per_check_s: int = 5
+) -> dict[str, str]:
+    """Workspace files that run `checks` against `solution.py` and print a JSON report."""
+    runner = _RUNNER.replace("MARKER", RESULT_MARKER).replace("PER_CHECK_S", str(per_check_s))
+    payload = [check.model_dump(include={"call", "expected", "source"}) for check in checks]
+    return {**code_files, "run_checks.py": runner, "checks.json": json.dumps(payload)}
+
+
+def parse_report(stdout: str, stderr: str, exit_code: int, timed_out: bool) -> CheckReport:
+    """Read the runner's report; a crash, timeout or missing report becomes `error`."""
+    if RESULT_MARKER in stdout:
+        tail = stdout.rsplit(RESULT_MARKER, 1)[1].strip().splitlines()[0]
+        return CheckReport.model_validate_json(tail)
+    if timed_out:
+        return CheckReport(error="the checks timed out (an infinite loop or very slow code?)")
+    detail = (stderr or stdout).strip()[-1500:] or f"exit code {exit_code}"
+    return CheckReport(error=f"the check runner crashed: {detail}")

@@ -97,6 +97,7 @@ def _parses(expr: str) -> bool:
 
 
 def _split_expected(rest: str) -> str | None:
+    """The expected value after an arrow: the longest prefix that parses as an expression."""
     rest = rest.strip()
     for arrow in _ARROWS:
         if rest.startswith(arrow):
@@ -105,8 +106,10 @@ def _split_expected(rest: str) -> str | None:
     else:
         return None
     rest = re.sub(r"\s+#.*$", "", rest).strip()
-    for candidate in (rest, rest.rstrip(".,;"), rest.split("  ")[0]):
-        if candidate and _parses(candidate):
+    cuts = [len(rest)] + [i for i in range(len(rest) - 1, 0, -1) if rest[i] in ",;. "]
+    for cut in cuts:
+        candidate = rest[:cut].strip().rstrip(".,;").strip()
+        if candidate and _parses(candidate) and not free_names(candidate, ""):
             return candidate
     return None
 
@@ -114,7 +117,34 @@ def _split_expected(rest: str) -> str | None:
 def _is_label(prefix: str) -> bool:
     """Text allowed before an example call on its line: nothing, a bullet, or `Example:`."""
     prefix = prefix.strip()
-    return prefix in ("", "-", "*") or (prefix.endswith(":") and len(prefix) <= 20)
+    if prefix in ("", "-", "*"):
+        return True
+    last_clause = re.split(r"[.!?]\s", prefix)[-1]
+    return prefix.endswith(":") and len(last_clause) <= 25
+
+
+def _inline_examples(line: str, call_start: re.Pattern[str]) -> list[Check]:
+    """`f(x) == y` examples on one line, several allowed when separated by `,`, `;` or `and`."""
+    examples: list[Check] = []
+    matches = list(call_start.finditer(line))
+    since = 0
+    for number, match in enumerate(matches):
+        between = line[since : match.start()].strip()
+        end = _balanced_call(line, match.end() - 1)
+        if end is None:
+            continue
+        if not (_is_label(between) or (examples and between in (",", ";", "and", ", and"))):
+            since = end
+            continue
+        stop = matches[number + 1].start() if number + 1 < len(matches) else len(line)
+        call = line[match.start() : end]
+        expected = _split_expected(line[end:stop]) if end < stop else None
+        if expected is None or not _parses(call):
+            continue
+        examples.append(Check(call=call, expected=expected, source="spec"))
+        rest = line[end:stop]
+        since = end + rest.find(expected) + len(expected)
+    return examples
 
 
 def extract_spec_checks(goal: str, entry_point: str) -> list[Check]:
@@ -136,16 +166,7 @@ def extract_spec_checks(goal: str, entry_point: str) -> list[Check]:
             if call_start.search(expr) and expected and _parses(expr) and _parses(expected):
                 found.append(Check(call=expr, expected=expected, source="spec"))
             continue
-        match = call_start.search(line)
-        if match is None or not _is_label(line[: match.start()]):
-            continue
-        end = _balanced_call(line, match.end() - 1)
-        if end is None:
-            continue
-        call = line[match.start() : end]
-        expected_text = _split_expected(line[end:])
-        if expected_text is not None and _parses(call):
-            found.append(Check(call=call, expected=expected_text, source="spec"))
+        found.extend(_inline_examples(line, call_start))
     found = [c for c in found if not free_names(c.call, entry_point) | free_names(c.expected, "")]
     unique: dict[str, Check] = {check.name: check for check in found}
     return list(unique.values())

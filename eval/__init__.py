@@ -1,0 +1,1 @@
+"""Evaluation: coding datasets, hidden-test checking and the benchmark runner."""

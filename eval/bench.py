@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,10 +38,10 @@ def _goal(task: CodingTask) -> str:
 
 async def _team(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
     graph = compile_team(InMemorySaver())
-    config = {"configurable": {"thread_id": task.task_id}, "recursion_limit": 200}
+    config: RunnableConfig = {"configurable": {"thread_id": task.task_id}, "recursion_limit": 200}
     state = await graph.ainvoke(
         {"goal": _goal(task), "entry_point": task.entry_point},
-        config,  # type: ignore[arg-type]
+        config,
         context=ctx,
     )
     best = state.get("best")

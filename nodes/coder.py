@@ -69,7 +69,7 @@ async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, An
     prompt = load_prompt("coder")
     runtime.stream_writer({"role": "coder", "event": "writing", "iteration": state["iteration"]})
     edit, usage = await structured_call(
-        deps.model(ctx),
+        await deps.get_model(ctx),
         prompt.text,
         _request(state),
         CodeEdit,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -23,6 +24,11 @@ def _write_atomically(path: Path, content: str) -> None:
     with os.fdopen(handle, "w") as out:
         out.write(content)
     os.replace(tmp, path)
+
+
+def _write_all(destination: Path, files: dict[str, str]) -> None:
+    for path, content in sorted(files.items()):
+        _write_atomically(destination / path, content)
 
 
 def build_report(
@@ -69,12 +75,11 @@ async def deliver(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, 
     delivered: list[str] = []
     if approval["approved"] and files:
         destination = deps.out_dir(ctx, thread_id)
-        for path, content in sorted(files.items()):
-            _write_atomically(destination / path, content)
-            delivered.append(path)
+        delivered = sorted(files)
     report = build_report(state, delivered, destination)
     if destination is not None:
-        _write_atomically(destination / "REPORT.json", json.dumps(report, indent=2))
+        outputs = {**files, "REPORT.json": json.dumps(report, indent=2)}
+        await asyncio.to_thread(_write_all, destination, outputs)
     runtime.stream_writer({"role": "deliver", "event": report["status"], "files": delivered})
     text = (
         f"deliver: wrote {', '.join(delivered)} to {destination}"

@@ -52,7 +52,7 @@ async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str,
     disputed = _failing_model_checks(state)
     runtime.stream_writer({"role": "reviewer", "event": "reviewing", "disputed": len(disputed)})
     review, usage = await structured_call(
-        deps.model(ctx),
+        await deps.get_model(ctx),
         load_prompt("reviewer").text,
         _request(state, disputed),
         Review,

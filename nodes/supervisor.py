@@ -72,9 +72,10 @@ def _to(worker: Worker, note: str = "", **update: Any) -> Command[Worker]:
     return Command(goto=worker, update={**update, "next": worker})
 
 
-def _finish(ctx: TeamContext, reason: str = "") -> Command[Worker]:
-    """Go to delivery through the approval policy."""
-    update: dict[str, Any] = {"stop_reason": reason} if reason else {}
+def _finish(ctx: TeamContext, reason: str = "", **update: Any) -> Command[Worker]:
+    """Go to delivery through the approval policy (keeping any pending state update)."""
+    if reason:
+        update["stop_reason"] = reason
     if ctx.approve == "ask":
         return _to("approval", reason, **update)
     approved = ctx.approve == "auto"
@@ -89,14 +90,14 @@ async def _ask_model(state: TeamState, ctx: TeamContext) -> tuple[RouteDecision 
     )
     try:
         return await structured_call(
-            deps.model(ctx),
+            await deps.get_model(ctx),
             load_prompt("supervisor").text,
             request,
             RouteDecision,
             retries=get_settings().structured_retries,
         )
-    except StructuredOutputError:
-        return None, {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    except StructuredOutputError as exc:
+        return None, exc.usage
 
 
 async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
@@ -115,12 +116,13 @@ async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
         # Green, or only the team's own tests fail: the reviewer judges (and adjudicates).
         return _to("reviewer", **update)
     if state["iteration"] >= max_iterations:
-        return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)")
+        return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)", **update)
     if stagnated(state["test_runs"], state["iteration"]):
         decision, usage = await _ask_model(state, ctx)
         update["usage"] = usage
         if decision is not None and decision.next == "deliver":
-            return _finish(ctx, f"stopped repairing: {decision.reason or 'no progress'}")
+            reason = f"stopped repairing: {decision.reason or 'no progress'}"
+            return _finish(ctx, reason, **update)
     return _to("coder", "tests fail; back to the coder", **update)
 
 

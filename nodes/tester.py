@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -71,10 +72,10 @@ async def _write_model_tests(
     request = f"Specification:\n{state['goal'].strip()}\n\nFunction: {entry_point}"
     try:
         suite, usage = await structured_call(
-            deps.model(ctx), prompt.text, request, TestSuite, retries=1
+            await deps.get_model(ctx), prompt.text, request, TestSuite, retries=1
         )
-    except StructuredOutputError:
-        return [], None
+    except StructuredOutputError as exc:
+        return [], exc.usage
     return _valid_cases(suite, entry_point, spec), usage
 
 
@@ -106,6 +107,12 @@ def feedback_for(run: TestRun) -> str:
         for c in failed[:MAX_FEEDBACK_LINES]
     ]
     return "\n".join(lines)
+
+
+def _append_line(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(line + "\n")
 
 
 def _run_log(ctx: TeamContext, thread_id: str) -> Path:
@@ -148,13 +155,8 @@ async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, A
     else:
         runtime.stream_writer({"role": "tester", "event": "running", "checks": len(checks)})
         run = await _execute(ctx, files, checks, run_id, digest, state["iteration"])
-        log = _run_log(ctx, thread_id)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("a") as handle:
-            handle.write(
-                json.dumps({"run_id": run_id, "iteration": run["iteration"], "at": time.time()})
-                + "\n"
-            )
+        entry = {"run_id": run_id, "iteration": run["iteration"], "at": time.time()}
+        await asyncio.to_thread(_append_line, _run_log(ctx, thread_id), json.dumps(entry))
     runtime.stream_writer(
         {
             "role": "tester",
@@ -198,9 +200,8 @@ async def _execute(
         memory_mb=settings.sandbox_memory_mb,
         file_size_mb=settings.sandbox_file_size_mb,
     )
-    result = await deps.sandbox(ctx).run(
-        runner_files(files, checks), ["python3", "run_checks.py"], limits
-    )
+    sandbox = await deps.get_sandbox(ctx)
+    result = await sandbox.run(runner_files(files, checks), ["python3", "run_checks.py"], limits)
     report = parse_report(result.stdout, result.stderr, result.exit_code, result.timed_out)
     outcomes: list[CheckResult] = [
         {"name": o.name, "source": o.source, "passed": o.passed, "error": o.error}

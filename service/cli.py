@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from langgraph.types import Command
+from langgraph.types import Command, StreamMode
 from rich.console import Console
 from rich.prompt import Confirm, Prompt
 from rich.table import Table
@@ -26,6 +26,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
 err = Console(stderr=True)
 
+STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 EXIT_PAUSED = 10
 """Exit status when a task waits for a human approval (no terminal to ask on)."""
 
@@ -55,7 +56,7 @@ async def _drive(
     started = time.monotonic()
     async with checkpointer(settings) as saver:
         graph = compile_team(saver)
-        snapshot = await graph.aget_state(config)  # type: ignore[arg-type]
+        snapshot = await graph.aget_state(config)
         values = snapshot.values or {}
         usage = values.get("usage") or {}
         view = LiveView(
@@ -69,10 +70,10 @@ async def _drive(
                     payload,
                     config,
                     context=ctx,
-                    stream_mode=["updates", "custom"],  # type: ignore[arg-type]
+                    stream_mode=["updates", "custom"],
                 ):
                     view.handle(mode, chunk)
-            snapshot = await graph.aget_state(config)  # type: ignore[arg-type]
+            snapshot = await graph.aget_state(config)
             if not snapshot.interrupts:
                 break
             request = snapshot.interrupts[0].value
@@ -186,7 +187,7 @@ def resume(task_id: str) -> None:
 
 async def _resume(settings: Settings, record: tasks.TaskRecord, interactive: bool) -> int:
     async with checkpointer(settings) as saver:
-        snapshot = await compile_team(saver).aget_state(record.config())  # type: ignore[arg-type]
+        snapshot = await compile_team(saver).aget_state(record.config())
     if not snapshot.values:
         raise tasks.TaskNotFoundError(f"task {record.task_id} has no checkpoint to resume")
     if snapshot.interrupts:
@@ -220,10 +221,10 @@ def approve_cmd(
 
 async def _answer(settings: Settings, record: tasks.TaskRecord, ok: bool, comment: str) -> int:
     async with checkpointer(settings) as saver:
-        snapshot = await compile_team(saver).aget_state(record.config())  # type: ignore[arg-type]
+        snapshot = await compile_team(saver).aget_state(record.config())
     if not snapshot.interrupts:
         raise _fail(f"task {record.task_id} is not waiting for approval")
-    payload = Command(resume={"approved": ok, "comment": comment})
+    payload: Command[Any] = Command(resume={"approved": ok, "comment": comment})
     return await _drive(settings, record, payload, interactive=sys.stdin.isatty())
 
 
@@ -237,7 +238,7 @@ def show(task_id: str, as_json: Annotated[bool, typer.Option("--json")] = False)
 
 async def _show(settings: Settings, record: tasks.TaskRecord, as_json: bool) -> int:
     async with checkpointer(settings) as saver:
-        snapshot = await compile_team(saver).aget_state(record.config())  # type: ignore[arg-type]
+        snapshot = await compile_team(saver).aget_state(record.config())
     values = snapshot.values or {}
     status = (
         "waiting for approval"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -50,9 +51,19 @@ def _default_model() -> BaseChatModel:
 
 def model(ctx: TeamContext) -> BaseChatModel:
     """The injected chat model, else the configured one (built once per process)."""
-    if ctx.model is not None:
-        return ctx.model  # type: ignore[no-any-return]
-    return _default_model()
+    if ctx.model is None:
+        return _default_model()
+    if not isinstance(ctx.model, BaseChatModel):
+        raise TypeError(
+            "context 'model' must be a chat model object (in-process only); choose the served "
+            "model with STRATEGOS_MODEL / OPENAI_BASE_URL instead"
+        )
+    return ctx.model
+
+
+async def get_model(ctx: TeamContext) -> BaseChatModel:
+    """`model()` off the event loop: the first call may start the local model server."""
+    return await asyncio.to_thread(model, ctx)
 
 
 @cache
@@ -64,7 +75,16 @@ def _default_sandbox() -> Any:
 
 def sandbox(ctx: TeamContext) -> Any:
     """The injected sandbox, else the local bubblewrap sandbox."""
-    return ctx.sandbox if ctx.sandbox is not None else _default_sandbox()
+    if ctx.sandbox is None:
+        return _default_sandbox()
+    if not callable(getattr(ctx.sandbox, "run", None)):
+        raise TypeError("context 'sandbox' must be a Sandbox object (in-process only)")
+    return ctx.sandbox
+
+
+async def get_sandbox(ctx: TeamContext) -> Any:
+    """`sandbox()` off the event loop: building the default one probes the filesystem."""
+    return await asyncio.to_thread(sandbox, ctx)
 
 
 def out_dir(ctx: TeamContext, thread_id: str) -> Path:

@@ -16,9 +16,9 @@ from typing import TypeVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from graphs.state import Usage
+from graphs.state import Usage, add_usage
 from service.settings import Settings
 
 T = TypeVar("T", bound=BaseModel)
@@ -26,6 +26,11 @@ T = TypeVar("T", bound=BaseModel)
 
 class StructuredOutputError(RuntimeError):
     """The model did not produce valid structured output within the retry budget."""
+
+    def __init__(self, message: str, usage: Usage) -> None:
+        super().__init__(message)
+        self.usage = usage
+        """What the failed attempts cost: they count against the budget too."""
 
 
 def usage_of(message: BaseMessage) -> Usage:
@@ -80,7 +85,7 @@ async def structured_call[T: BaseModel](
     for _attempt in range(retries + 1):
         reply = await bound.ainvoke(messages)
         used = usage_of(reply)
-        total = {key: total[key] + used[key] for key in total}  # type: ignore[literal-required]
+        total = add_usage(total, used)
         text = _strip_fences(_text_of(reply))
         try:
             return schema.model_validate_json(text), total
@@ -97,7 +102,8 @@ async def structured_call[T: BaseModel](
     raise StructuredOutputError(
         f"the model gave no valid {schema.__name__} after {retries + 1} attempts "
         f"(last error: {last_error}); try a larger model (STRATEGOS_MODEL / OPENAI_BASE_URL) "
-        "or raise STRATEGOS_STRUCTURED_RETRIES"
+        "or raise STRATEGOS_STRUCTURED_RETRIES",
+        total,
     )
 
 
@@ -150,7 +156,7 @@ def chat_model(settings: Settings) -> BaseChatModel:
         base_url, api_key = LOCAL_SERVER.url(settings), "local"
     return ChatOpenAI(
         base_url=base_url,
-        api_key=api_key,  # type: ignore[arg-type]
+        api_key=SecretStr(api_key),
         model=settings.model,
         temperature=settings.temperature,
         max_completion_tokens=settings.max_completion_tokens,

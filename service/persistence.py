@@ -26,9 +26,9 @@ async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[
             open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         ) as pool:
-            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-            await saver.setup()
-            yield saver
+            postgres = AsyncPostgresSaver(pool)
+            await postgres.setup()
+            yield postgres
         return
     path = settings.sqlite_path()
     path.parent.mkdir(parents=True, exist_ok=True)

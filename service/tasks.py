@@ -8,12 +8,13 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, field_validator
 
 from graphs.context import TeamContext
 from service.settings import Settings
 
-_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class TaskNotFoundError(LookupError):
@@ -35,7 +36,7 @@ class TaskRecord(BaseModel):
     @field_validator("task_id")
     @classmethod
     def _safe_id(cls, value: str) -> str:
-        if not _TASK_ID.match(value):
+        if not _TASK_ID.fullmatch(value):
             raise ValueError("task ids are 1-64 letters, digits, '-' or '_'")
         return value
 
@@ -49,7 +50,7 @@ class TaskRecord(BaseModel):
             run_log=str(task_dir(settings, self.task_id) / "test_runs.jsonl"),
         )
 
-    def config(self) -> dict[str, object]:
+    def config(self) -> RunnableConfig:
         """LangGraph config: the task id is the thread id."""
         return {"configurable": {"thread_id": self.task_id}, "recursion_limit": 200}
 
@@ -75,7 +76,7 @@ def save(settings: Settings, record: TaskRecord) -> None:
 
 def load(settings: Settings, task_id: str) -> TaskRecord:
     """Read a record, with a clear error when the id is unknown."""
-    if not _TASK_ID.match(task_id):
+    if not _TASK_ID.fullmatch(task_id):
         raise TaskNotFoundError(f"{task_id!r} is not a task id")
     path = task_dir(settings, task_id) / "task.json"
     if not path.exists():

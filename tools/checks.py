@@ -163,6 +163,9 @@ def extract_spec_checks(goal: str, entry_point: str) -> list[Check]:
                     break
                 expected_lines.append(stripped)
             expected = " ".join(expected_lines)
+            if expr.startswith("print(") and expr.endswith(")") and _parses(expr):
+                # Printed output is text: compare the printed form, not print()'s None.
+                expr, expected = f"str({expr[6:-1]})", repr(expected)
             if call_start.search(expr) and expected and _parses(expr) and _parses(expected):
                 found.append(Check(call=expr, expected=expected, source="spec"))
             continue
@@ -235,8 +238,13 @@ def runner_files(
 def parse_report(stdout: str, stderr: str, exit_code: int, timed_out: bool) -> CheckReport:
     """Read the runner's report; a crash, timeout or missing report becomes `error`."""
     if RESULT_MARKER in stdout:
-        tail = stdout.rsplit(RESULT_MARKER, 1)[1].strip().splitlines()[0]
-        return CheckReport.model_validate_json(tail)
+        tail = stdout.rsplit(RESULT_MARKER, 1)[1].strip().splitlines() or [""]
+        try:
+            return CheckReport.model_validate_json(tail[0])
+        except ValueError:
+            return CheckReport(
+                error="the check report was cut off (does the code print a lot of output?)"
+            )
     if timed_out:
         return CheckReport(error="the checks timed out (an infinite loop or very slow code?)")
     detail = (stderr or stdout).strip()[-1500:] or f"exit code {exit_code}"

@@ -53,6 +53,10 @@ def load_prompt(name: str, version: int | None = None) -> Prompt:
         raise PromptNotFoundError(f"prompt {name!r} has versions {versions}, not {chosen}")
     text = (PROMPT_DIR / f"{name}@{chosen}.md").read_text().strip()
     header = f"# role: {name}@{chosen}"
-    if not text.startswith(header):
+    if text.splitlines()[0].strip() != header:
         raise PromptNotFoundError(f"{name}@{chosen}.md must start with {header!r}")
     return Prompt(name=name, version=chosen, text=text)
+
+
+for _name in available():  # read at import, so nodes never touch the disk on the event loop
+    load_prompt(_name)

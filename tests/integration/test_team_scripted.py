@@ -10,7 +10,7 @@ from langgraph.types import Command
 
 from graphs.context import TeamContext
 from graphs.team import compile_team
-from tests.conftest import coder_reply, review_reply, scripted, cases_reply
+from tests.conftest import cases_reply, coder_reply, review_reply, scripted
 
 ADD_GOAL = "Write add(a, b) that returns the sum of a and b.\nExample: add(2, 3) == 5"
 WRONG_ADD = "def add(a, b):\n    return a - b\n"

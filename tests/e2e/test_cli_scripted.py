@@ -1,0 +1,126 @@
+"""The CLI as a user runs it: subprocesses, a scripted model, PostgreSQL, SIGKILL and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, cases_reply, cli_env, coder_reply, review_reply, write_script
+
+STRATEGOS = [sys.executable, "-m", "service.cli"]
+GOAL = "Write add(a, b) that returns the sum of a and b.\nExample: add(2, 3) == 5"
+RIGHT_ADD = "def add(a, b):\n    return a + b\n"
+WRONG_ADD = "def add(a, b):\n    return a - b\n"
+
+pytestmark = pytest.mark.slow
+
+
+def strategos(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*STRATEGOS, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_paused_task_prints_the_commands_and_is_approved_later(tmp_path: Path) -> None:
+    script = write_script(
+        tmp_path / "script.json",
+        [
+            {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
+            {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+            {"role": "reviewer", "reply": review_reply()},
+        ],
+    )
+    env = cli_env(tmp_path, STRATEGOS_SCRIPTED_MODEL=str(script))
+    out = tmp_path / "out"
+    started = strategos(["run", GOAL, "--out", str(out), "--task-id", "demo1"], env)
+    assert started.returncode == 10, started.stdout + started.stderr
+    assert "strategos approve demo1" in started.stdout
+    assert "--reject --comment" in started.stdout
+    assert not out.exists()
+
+    shown = strategos(["show", "demo1", "--json"], env)
+    assert json.loads(shown.stdout)["status"] == "waiting for approval"
+
+    approved = strategos(["approve", "demo1"], env)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert (out / "solution.py").read_text() == RIGHT_ADD
+    assert "delivered" in approved.stdout and "model calls" in approved.stdout
+    report = json.loads((out / "REPORT.json").read_text())
+    assert report["tests"]["spec_passed"] == 1 and report["approval"]["approved"] is True
+
+
+def test_unknown_task_and_bad_options_fail_clearly(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    missing = strategos(["resume", "nope"], env)
+    assert missing.returncode == 1 and "no task 'nope'" in missing.stderr
+    bad = strategos(["run", GOAL, "--approve", "maybe"], env)
+    assert bad.returncode == 1 and "--approve must be ask, auto or deny" in bad.stderr
+    unsafe = strategos(["approve", "../etc"], env)
+    assert unsafe.returncode == 1 and "is not a task id" in unsafe.stderr
+
+
+def test_killed_task_resumes_from_its_checkpoint_without_rerunning_tests(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # Every model call takes 1.5 s, so the kill lands while the coder works on its repair,
+    # after the first test run was checkpointed.
+    script = write_script(
+        tmp_path / "script.json",
+        [
+            {"role": "coder", "when": ["add(2, 3) returned -1"], "reply": coder_reply(RIGHT_ADD)},
+            {"role": "coder", "reply": coder_reply(WRONG_ADD)},
+            {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+            {"role": "reviewer", "reply": review_reply()},
+        ],
+        latency_s=1.5,
+    )
+    env = cli_env(tmp_path, STRATEGOS_SCRIPTED_MODEL=str(script), STRATEGOS_DATABASE_URL=pg_url)
+    out = tmp_path / "out"
+    runs_log = tmp_path / "data" / "tasks" / "k1" / "test_runs.jsonl"
+    proc = subprocess.Popen(
+        [*STRATEGOS, "run", GOAL, "--out", str(out), "--approve", "auto", "--task-id", "k1"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (runs_log.exists() and runs_log.read_text().strip()):
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the first test run never happened"
+        time.sleep(0.05)
+    time.sleep(0.7)  # the tester's checkpoint is written; the repair's model call is under way
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "the task must not have finished before the kill"
+
+    shown = strategos(["show", "k1", "--json"], env)
+    assert json.loads(shown.stdout)["status"].startswith("interrupted before")
+
+    resumed = strategos(["resume", "k1"], env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (out / "solution.py").read_text() == RIGHT_ADD
+    run_ids = [json.loads(line)["run_id"] for line in runs_log.read_text().splitlines()]
+    assert len(run_ids) == 2, f"expected the failing and the passing run once each: {run_ids}"
+    assert len(set(run_ids)) == len(run_ids), "a completed test run was repeated"
+    report = json.loads((out / "REPORT.json").read_text())
+    # 2 coder calls + 1 tester call + 1 reviewer call: nothing before the kill was redone.
+    assert report["model_calls"] == 4

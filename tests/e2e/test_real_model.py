@@ -1,0 +1,107 @@
+"""End to end with the real local model (llama-server + Qwen2.5-Coder-1.5B), as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+TASKS = {
+    "palindrome": (
+        "Write is_palindrome(text: str) -> bool that tells whether text reads the same "
+        "backwards, ignoring case and every character that is not a letter or a digit.\n"
+        'Examples: is_palindrome("A man, a plan, a canal: Panama") == True, '
+        'is_palindrome("race a car") == False',
+        # Hidden asserts, never shown to the team.
+        [
+            "assert is_palindrome('') is True",
+            "assert is_palindrome('No lemon, no melon') is True",
+            "assert is_palindrome('ab') is False",
+            "assert is_palindrome('Was it a car or a cat I saw?') is True",
+        ],
+    ),
+    "fizzbuzz": (
+        "Write fizzbuzz(n: int) -> list[str] returning the strings for 1..n: 'Fizz' for "
+        "multiples of 3, 'Buzz' for multiples of 5, 'FizzBuzz' for multiples of both, and "
+        "the number itself otherwise.\n"
+        "Example: fizzbuzz(5) == ['1', '2', 'Fizz', '4', 'Buzz']",
+        [
+            "assert fizzbuzz(0) == []",
+            "assert fizzbuzz(15)[-1] == 'FizzBuzz'",
+            "assert fizzbuzz(10)[8:] == ['Fizz', 'Buzz']",
+        ],
+    ),
+}
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_team_solves_a_small_task_with_the_real_model(tmp_path: Path, name: str) -> None:
+    goal, hidden = TASKS[name]
+    out = tmp_path / "out"
+    done = run_cli(["run", goal, "--approve", "auto", "--out", str(out)], cli_env(tmp_path), 900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    solution = out / "solution.py"
+    assert solution.exists(), done.stdout[-3000:]
+    check = subprocess.run(
+        [sys.executable, "-c", "from solution import *\n" + "\n".join(hidden)],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert check.returncode == 0, solution.read_text() + "\n" + check.stderr
+    report = json.loads((out / "REPORT.json").read_text())
+    assert report["status"] == "delivered" and report["model_calls"] >= 3
+    assert report["prompt_tokens"] > 0, "usage must come from the real server"
+
+
+def test_bench_runs_three_humaneval_tasks_and_writes_json(tmp_path: Path) -> None:
+    results = tmp_path / "bench.json"
+    done = run_cli(
+        [
+            "bench",
+            "--dataset",
+            "humaneval",
+            "--limit",
+            "3",
+            "--mode",
+            "team",
+            "--mode",
+            "single-shot",
+            "--out",
+            str(results),
+        ],
+        cli_env(tmp_path),
+        1500,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(results.read_text())
+    assert [t["mode"] for t in data["totals"]] == ["team", "single-shot"]
+    assert len(data["tasks"]) == 6
+    assert {t["task_id"] for t in data["tasks"]} == {"HumanEval/0", "HumanEval/1", "HumanEval/2"}
+    for row in data["tasks"]:
+        assert row["model_calls"] >= 1 and row["prompt_tokens"] > 0
+    assert "pass@1" in done.stdout

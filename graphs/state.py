@@ -56,6 +56,8 @@ class ReviewVerdict(TypedDict):
     verdict: Literal["approve", "changes_requested"]
     issues: list[str]
     rejected_tests: list[str]
+    claims: list[str]
+    """Executable claims (checks) the reviewer's issues came with; they are run, not trusted."""
 
 
 class Candidate(TypedDict):

@@ -1,4 +1,9 @@
-"""Reviewer: critiques the code against the goal and adjudicates disputed tests (reflection)."""
+"""Reviewer: critiques the code against the goal and adjudicates disputed tests (reflection).
+
+A small model's review is often wrong, so its claims must be executable: each problem comes with
+a call and the value the specification requires, which the tester then runs. A claim that the
+code already satisfies is refuted, not obeyed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from graphs.context import TeamContext
 from graphs.state import CheckResult, ReviewVerdict, TeamState
@@ -14,13 +19,24 @@ from nodes.prompts import load_prompt
 from service import deps
 from service.models import structured_call
 from service.settings import get_settings
+from tools.checks import ProposedCase, accept_case, decode, encode, entry_point_of
+
+MAX_PROBLEMS = 5
+
+
+class Problem(BaseModel):
+    """One concrete problem, ideally with the call that shows it."""
+
+    description: str = Field(default="", max_length=600)
+    call: str = Field(default="", max_length=1000)
+    expected: JsonValue = None
 
 
 class Review(BaseModel):
     """The reviewer's structured verdict."""
 
     verdict: Literal["approve", "changes_requested"]
-    issues: list[str] = Field(default_factory=list, max_length=10)
+    problems: list[Problem] = Field(default_factory=list, max_length=10)
     wrong_tests: list[int] = Field(default_factory=list, max_length=20)
 
 
@@ -46,8 +62,32 @@ def _request(state: TeamState, disputed: list[CheckResult]) -> str:
     return "\n\n".join(parts)
 
 
+def _claims(
+    state: TeamState, problems: list[Problem]
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Split problems into new executable checks, their names and texts, and plain advice."""
+    files = state.get("files", {})
+    entry = entry_point_of(state["goal"], files.get("solution.py", ""), state.get("entry_point"))
+    known = {decode(item, "model").call for item in state.get("model_tests", [])}
+    checks: list[str] = []
+    names: list[str] = []
+    texts: list[str] = []
+    advice: list[str] = []
+    for problem in problems[:MAX_PROBLEMS]:
+        case = ProposedCase(call=problem.call, expected=problem.expected) if problem.call else None
+        check = accept_case(case, entry) if case is not None and entry else None
+        if check is not None and check.call not in known:
+            known.add(check.call)
+            checks.append(encode(check))
+            names.append(check.name)
+            texts.append(f"{problem.description.strip() or 'wrong result'} ({check.name})")
+        elif check is None and problem.description.strip():
+            advice.append(problem.description.strip())
+    return checks, names, texts, advice
+
+
 async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-    """Approve the code or request concrete changes; tests found wrong are set aside."""
+    """Approve, reject disputed tests, or raise problems that the tester will run."""
     ctx = deps.context_of(runtime.context)
     disputed = _failing_model_checks(state)
     runtime.stream_writer({"role": "reviewer", "event": "reviewing", "disputed": len(disputed)})
@@ -59,26 +99,28 @@ async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str,
         retries=get_settings().structured_retries,
     )
     wrong = [disputed[n - 1]["name"] for n in review.wrong_tests if 1 <= n <= len(disputed)]
-    upheld = [c for c in disputed if c["name"] not in wrong]
-    issues = [issue.strip() for issue in review.issues if issue.strip()]
-    verdict = review.verdict
-    if upheld and verdict == "approve":
-        # Failing tests the reviewer did not reject still count against the code.
-        verdict = "changes_requested"
-        issues += [c["error"] for c in upheld]
-    if verdict == "changes_requested" and not issues:
-        verdict = "approve"
+    upheld = [c["error"] for c in disputed if c["name"] not in wrong]
+    new_checks, claims, claim_texts, advice = (
+        _claims(state, review.problems)
+        if review.verdict == "changes_requested"
+        else ([], [], [], [])
+    )
+    issues = upheld + claim_texts + advice
+    verdict: Literal["approve", "changes_requested"] = (
+        "changes_requested" if upheld or claims or advice else "approve"
+    )
     record: ReviewVerdict = {
         "iteration": state["iteration"],
         "verdict": verdict,
-        "issues": issues,
+        "issues": issues[: MAX_PROBLEMS * 2],
         "rejected_tests": wrong,
+        "claims": claims,
     }
     runtime.stream_writer(
         {"role": "reviewer", "event": verdict, "issues": issues[:3], "rejected_tests": len(wrong)}
     )
     text = "reviewer: approved" if verdict == "approve" else "reviewer: " + "; ".join(issues)[:400]
-    return {
+    update: dict[str, Any] = {
         "reviews": [record],
         "rejected_tests": wrong,
         "usage": usage,
@@ -86,3 +128,6 @@ async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str,
         "feedback": "\n".join(f"- {issue}" for issue in issues) if verdict != "approve" else "",
         "messages": [AIMessage(text, name="reviewer")],
     }
+    if new_checks:
+        update["model_tests"] = [*state.get("model_tests", []), *new_checks]
+    return update

@@ -100,8 +100,42 @@ async def _ask_model(state: TeamState, ctx: TeamContext) -> tuple[RouteDecision 
         return None, exc.usage
 
 
+def _verifying_review(state: TeamState) -> list[str]:
+    """The reviewer's claims this test run was checking (empty for an ordinary run)."""
+    reviews = state.get("reviews", [])
+    if not reviews:
+        return []
+    review = reviews[-1]
+    if review["iteration"] != state["iteration"] or review["verdict"] != "changes_requested":
+        return []
+    return review["claims"]
+
+
+def _after_verification(state: TeamState, ctx: TeamContext, claims: list[str]) -> Command[Worker]:
+    run = state["test_runs"][-1]
+    failing = [c for c in run["checks"] if c["name"] in claims and not c["passed"]]
+    if not failing:
+        return _finish(
+            ctx,
+            "",
+            messages=[
+                AIMessage(
+                    "supervisor: the reviewer's claims were run and did not hold; delivering",
+                    name="supervisor",
+                )
+            ],
+        )
+    max_iterations = deps.limits(ctx).max_iterations
+    if state["iteration"] >= max_iterations:
+        return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)")
+    feedback = "\n".join(f"- {c['error']} (found by the reviewer)" for c in failing)
+    return _to("coder", "the reviewer's claims hold; back to the coder", feedback=feedback)
+
+
 async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
     run = state["test_runs"][-1]
+    if (claims := _verifying_review(state)) and spec_pass(run):
+        return _after_verification(state, ctx, claims)
     best = state.get("best")
     max_iterations = deps.limits(ctx).max_iterations
     update: dict[str, Any] = {}
@@ -127,12 +161,28 @@ async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
 
 
 def _after_review(state: TeamState, ctx: TeamContext) -> Command[Worker]:
-    review = state["reviews"][-1]
+    reviews = state["reviews"]
+    review = reviews[-1]
     if review["verdict"] == "approve":
         return _finish(ctx)
+    if review["claims"]:
+        return _to("tester", "running the reviewer's claims before changing any code")
     max_iterations = deps.limits(ctx).max_iterations
     if state["iteration"] >= max_iterations:
         return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)")
+    unverifiable = [r for r in reviews if r["verdict"] == "changes_requested" and not r["claims"]]
+    if len(unverifiable) > 1 and spec_pass(state["test_runs"][-1]):
+        return _finish(
+            ctx,
+            "",
+            messages=[
+                AIMessage(
+                    "supervisor: the reviewer repeats advice it cannot show with a failing call; "
+                    "delivering the version that passes the checks",
+                    name="supervisor",
+                )
+            ],
+        )
     return _to("coder", "reviewer requested changes")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,47 +20,37 @@ from nodes.prompts import load_prompt
 from service import deps
 from service.models import StructuredOutputError, structured_call
 from service.settings import get_settings
-from tools.checks import Check, extract_spec_checks, free_names, parse_report, runner_files
+from tools.checks import (
+    Check,
+    ProposedCase,
+    accept_case,
+    decode,
+    encode,
+    entry_point_of,
+    extract_spec_checks,
+    parse_report,
+    runner_files,
+)
 from tools.sandbox import SandboxLimits
 
 MAX_MODEL_CASES = 6
 MAX_FEEDBACK_LINES = 8
 
 
-class TestCase(BaseModel):
-    """A model-proposed test case."""
-
-    call: str = Field(min_length=1, max_length=1000)
-    expected: str = Field(min_length=1, max_length=1000)
-
-
 class TestSuite(BaseModel):
     """The tester's structured output."""
 
-    cases: list[TestCase] = Field(min_length=1, max_length=10)
-
-
-def entry_point_of(state: TeamState) -> str | None:
-    """The function under test: given, else the first `def` in the goal, else in the code."""
-    if state.get("entry_point"):
-        return state["entry_point"]
-    for text in (state["goal"], state.get("files", {}).get("solution.py", "")):
-        if match := re.search(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", text, re.MULTILINE):
-            return match.group(1)
-    return None
+    cases: list[ProposedCase] = Field(min_length=1, max_length=10)
 
 
 def _valid_cases(suite: TestSuite, entry_point: str, spec: list[Check]) -> list[str]:
     known = {check.call for check in spec}
     kept: list[str] = []
     for case in suite.cases[:MAX_MODEL_CASES]:
-        try:
-            check = Check(call=case.call, expected=case.expected, source="model")
-        except ValueError:
-            continue
-        needs = free_names(check.call, entry_point) | free_names(check.expected, "")
-        if entry_point in check.call and not needs and check.call not in known:
-            kept.append(json.dumps([check.call, check.expected]))
+        check = accept_case(case, entry_point)
+        if check is not None and check.call not in known:
+            known.add(check.call)
+            kept.append(encode(check))
     return kept
 
 
@@ -81,12 +70,8 @@ async def _write_model_tests(
 
 def _checks(state: TeamState, spec: list[str], model_tests: list[str]) -> list[Check]:
     rejected = set(state.get("rejected_tests", []))
-    checks = [Check(call=c, expected=e, source="spec") for c, e in map(json.loads, spec)]
-    checks += [
-        Check(call=c, expected=e, source="model")
-        for c, e in map(json.loads, model_tests)
-        if f"{c} == {e}" not in rejected
-    ]
+    checks = [decode(item, "spec") for item in spec]
+    checks += [c for c in (decode(item, "model") for item in model_tests) if c.name not in rejected]
     return checks
 
 
@@ -126,24 +111,26 @@ async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, A
     ctx = deps.context_of(runtime.context)
     thread_id = str(get_config().get("configurable", {}).get("thread_id", "local"))
     update: dict[str, Any] = {"steps": 1}
-    entry_point = entry_point_of(state)
+    files = state.get("files", {})
+    entry_point = entry_point_of(
+        state["goal"], files.get("solution.py", ""), state.get("entry_point")
+    )
     spec = state.get("spec_checks")
     if spec is None:
         found = extract_spec_checks(state["goal"], entry_point) if entry_point else []
-        spec = [json.dumps([c.call, c.expected]) for c in found]
+        spec = [encode(c) for c in found]
         update["spec_checks"] = spec
     model_tests = state.get("model_tests")
     if model_tests is None:
         model_tests = []
         if entry_point:
             runtime.stream_writer({"role": "tester", "event": "writing tests"})
-            spec_objs = [Check(call=c, expected=e, source="spec") for c, e in map(json.loads, spec)]
+            spec_objs = [decode(item, "spec") for item in spec]
             model_tests, usage = await _write_model_tests(state, ctx, entry_point, spec_objs)
             if usage:
                 update["usage"] = usage
         update["model_tests"] = model_tests
 
-    files = state.get("files", {})
     checks = _checks(state, spec, model_tests)
     digest = code_hash(files)
     run_id = hashlib.sha256((digest + json.dumps([c.name for c in checks])).encode()).hexdigest()[

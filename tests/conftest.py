@@ -23,16 +23,25 @@ def coder_reply(code: str, summary: str = "") -> dict[str, Any]:
     return {"files": [{"path": "solution.py", "content": code}], "summary": summary}
 
 
-def cases_reply(*cases: tuple[str, str]) -> dict[str, Any]:
-    """A scripted tester answer."""
+def cases_reply(*cases: tuple[str, Any]) -> dict[str, Any]:
+    """A scripted tester answer: calls with their expected values as JSON values."""
     return {"cases": [{"call": call, "expected": expected} for call, expected in cases]}
 
 
 def review_reply(
-    verdict: str = "approve", issues: list[str] | None = None, wrong: list[int] | None = None
+    verdict: str = "approve",
+    problems: list[tuple[str, str, Any]] | None = None,
+    wrong: list[int] | None = None,
 ) -> dict[str, Any]:
-    """A scripted reviewer answer."""
-    return {"verdict": verdict, "issues": issues or [], "wrong_tests": wrong or []}
+    """A scripted reviewer answer; problems are (description, call, expected) triples."""
+    return {
+        "verdict": verdict,
+        "problems": [
+            {"description": text, "call": call, "expected": expected}
+            for text, call, expected in problems or []
+        ],
+        "wrong_tests": wrong or [],
+    }
 
 
 def write_script(path: Path, rules: list[dict[str, Any]], latency_s: float = 0.0) -> Path:

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, JsonValue, field_validator
 
 Source = Literal["spec", "model"]
 RESULT_MARKER = "@@STRATEGOS-CHECKS@@"
@@ -233,6 +233,45 @@ def runner_files(
     runner = _RUNNER.replace("MARKER", RESULT_MARKER).replace("PER_CHECK_S", str(per_check_s))
     payload = [check.model_dump(include={"call", "expected", "source"}) for check in checks]
     return {**code_files, "run_checks.py": runner, "checks.json": json.dumps(payload)}
+
+
+class ProposedCase(BaseModel):
+    """A test case proposed by a model: a call and the expected value as JSON."""
+
+    call: str = Field(min_length=1, max_length=1000)
+    expected: JsonValue
+
+
+def entry_point_of(goal: str, code: str = "", given: str | None = None) -> str | None:
+    """The function under test: given, else the first `def` in the goal, else in the code."""
+    if given:
+        return given
+    for text in (goal, code):
+        if match := re.search(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", text, re.MULTILINE):
+            return match.group(1)
+    return None
+
+
+def accept_case(case: ProposedCase, entry_point: str) -> Check | None:
+    """A model's case as a check, if it calls the function with literals only."""
+    try:
+        check = Check(call=case.call, expected=repr(case.expected), source="model")
+    except ValueError:
+        return None
+    if entry_point not in check.call or free_names(check.call, entry_point):
+        return None
+    return check
+
+
+def encode(check: Check) -> str:
+    """How checks are kept in the graph state (JSON, small and stable)."""
+    return json.dumps([check.call, check.expected])
+
+
+def decode(item: str, source: Source) -> Check:
+    """Inverse of `encode`."""
+    call, expected = json.loads(item)
+    return Check(call=call, expected=expected, source=source)
 
 
 def parse_report(stdout: str, stderr: str, exit_code: int, timed_out: bool) -> CheckReport:

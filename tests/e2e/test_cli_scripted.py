@@ -42,7 +42,7 @@ def test_paused_task_prints_the_commands_and_is_approved_later(tmp_path: Path) -
         tmp_path / "script.json",
         [
             {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
-            {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
             {"role": "reviewer", "reply": review_reply()},
         ],
     )
@@ -85,7 +85,7 @@ def test_killed_task_resumes_from_its_checkpoint_without_rerunning_tests(
         [
             {"role": "coder", "when": ["add(2, 3) returned -1"], "reply": coder_reply(RIGHT_ADD)},
             {"role": "coder", "reply": coder_reply(WRONG_ADD)},
-            {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
             {"role": "reviewer", "reply": review_reply()},
         ],
         latency_s=1.5,

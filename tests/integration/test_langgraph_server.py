@@ -107,7 +107,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         [
             {"role": "coder", "when": [COMMENT], "reply": coder_reply(DOCUMENTED_ADD, "docstring")},
             {"role": "coder", "reply": coder_reply(PLAIN_ADD, "first version")},
-            {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"), ("add(0, 0)", "0"))},
+            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(0, 0)", 0))},
             {"role": "reviewer", "reply": review_reply()},
         ],
     )

@@ -53,7 +53,7 @@ async def test_failing_first_attempt_is_fixed_from_the_failure_message(tmp_path:
             "reply": coder_reply(RIGHT_ADD),
         },
         {"role": "coder", "reply": coder_reply(WRONG_ADD)},
-        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"), ("add(-1, 1)", "0"))},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(-1, 1)", 0))},
         {"role": "reviewer", "reply": review_reply()},
     ]
     (graph, _), config, events = await run_team(rules, ADD_GOAL, tmp_path, approve="auto")
@@ -80,13 +80,16 @@ async def test_reviewer_rejection_is_fixed(tmp_path: Path) -> None:
     plain = "def greet(name):\n    return f'Hello, {name}!'\n"
     stripped = "def greet(name):\n    return f'Hello, {name.strip()}!'\n"
     rules = [
-        {"role": "coder", "when": ["strip the name"], "reply": coder_reply(stripped)},
+        {"role": "coder", "when": ["found by the reviewer"], "reply": coder_reply(stripped)},
         {"role": "coder", "reply": coder_reply(plain)},
-        {"role": "tester", "reply": cases_reply(("greet('Al')", "'Hello, Al!'"))},
+        {"role": "tester", "reply": cases_reply(("greet('Al')", "Hello, Al!"))},
         {"role": "reviewer", "when": ["name.strip()"], "reply": review_reply()},
         {
             "role": "reviewer",
-            "reply": review_reply("changes_requested", ["strip the name before greeting"]),
+            "reply": review_reply(
+                "changes_requested",
+                [("strip the name before greeting", "greet('  Al ')", "Hello, Al!")],
+            ),
         },
     ]
     (graph, _), config, _ = await run_team(rules, goal, tmp_path, approve="auto")
@@ -99,7 +102,7 @@ async def test_model_test_contradicting_the_spec_is_set_aside_not_obeyed(tmp_pat
     rules = [
         {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
         # The tester's second case is wrong: add(2, 2) is 4, not 5.
-        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"), ("add(2, 2)", "5"))},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(2, 2)", 5))},
         {
             "role": "reviewer",
             "when": ["add(2, 2) returned 4, expected 5"],
@@ -119,7 +122,7 @@ async def test_approval_rejection_comment_is_addressed(tmp_path: Path) -> None:
     rules = [
         {"role": "coder", "when": ["add a docstring"], "reply": coder_reply(documented)},
         {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
-        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
         {"role": "reviewer", "reply": review_reply()},
     ]
     graph_ctx, config, _ = await run_team(rules, ADD_GOAL, tmp_path, approve="ask")
@@ -145,7 +148,7 @@ async def test_approval_rejection_comment_is_addressed(tmp_path: Path) -> None:
 async def test_runaway_loop_is_stopped_by_the_step_limit(tmp_path: Path) -> None:
     rules = [
         {"role": "coder", "reply": coder_reply(WRONG_ADD)},
-        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
         {"role": "supervisor", "reply": {"next": "coder", "reason": "keep trying"}},
     ]
     (graph, _), config, _ = await run_team(
@@ -160,7 +163,7 @@ async def test_runaway_loop_is_stopped_by_the_step_limit(tmp_path: Path) -> None
 async def test_token_budget_stops_the_task_with_a_clear_reason(tmp_path: Path) -> None:
     rules = [
         {"role": "coder", "reply": coder_reply(WRONG_ADD)},
-        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
         {"role": "supervisor", "reply": {"next": "coder", "reason": "keep trying"}},
     ]
     (graph, _), config, _ = await run_team(
@@ -173,7 +176,7 @@ async def test_token_budget_stops_the_task_with_a_clear_reason(tmp_path: Path) -
 async def test_deny_policy_delivers_nothing(tmp_path: Path) -> None:
     rules = [
         {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
-        {"role": "tester", "reply": cases_reply(("add(1, 1)", "2"))},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
         {"role": "reviewer", "reply": review_reply()},
     ]
     (graph, _), config, _ = await run_team(rules, ADD_GOAL, tmp_path, approve="deny")

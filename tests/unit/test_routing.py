@@ -376,5 +376,60 @@ async def test_first_repair_is_not_stagnation() -> None:
     assert model.calls == 0
 
 
-def _review(verdict: str) -> dict[str, Any]:
-    return {"iteration": 1, "verdict": verdict, "issues": [], "rejected_tests": []}
+def _review(verdict: str, claims: list[str] | None = None, iteration: int = 1) -> dict[str, Any]:
+    issues = ["a problem"] if verdict == "changes_requested" else []
+    return {
+        "iteration": iteration,
+        "verdict": verdict,
+        "issues": issues,
+        "rejected_tests": [],
+        "claims": claims or [],
+    }
+
+
+CLAIM = "f(-1) == -2"
+
+
+async def test_reviewer_claims_are_run_before_any_code_changes() -> None:
+    reviews = [_review("changes_requested", [CLAIM])]
+    command = await route(state(next="reviewer", reviews=reviews, test_runs=[make_run()]))
+    assert command.goto == "tester"
+    assert "claims" in notes(command)
+
+
+def _verification_run(passed: bool) -> RunRecord:
+    run = make_run(run_id="verify")
+    error = "" if passed else "f(-1) returned 2, expected -2"
+    run["checks"] = [{"name": CLAIM, "source": "model", "passed": passed, "error": error}]
+    run["model_passed"] = run["model_total"] - (0 if passed else 1)
+    return run
+
+
+async def test_refuted_reviewer_claims_lead_to_delivery_not_to_the_coder() -> None:
+    st = state(
+        next="tester",
+        reviews=[_review("changes_requested", [CLAIM])],
+        test_runs=[make_run(), _verification_run(passed=True)],
+    )
+    command = await route(st)
+    assert command.goto == "approval"
+    assert "did not hold" in notes(command)
+
+
+async def test_confirmed_reviewer_claims_go_to_the_coder_with_the_failure() -> None:
+    st = state(
+        next="tester",
+        reviews=[_review("changes_requested", [CLAIM])],
+        test_runs=[make_run(), _verification_run(passed=False)],
+    )
+    command = await route(st)
+    assert command.goto == "coder"
+    assert "f(-1) returned 2, expected -2" in (command.update or {})["feedback"]
+
+
+async def test_repeated_advice_without_a_failing_call_is_not_followed_again() -> None:
+    reviews = [_review("changes_requested", iteration=1), _review("changes_requested", iteration=2)]
+    st = state(next="reviewer", reviews=reviews, test_runs=[make_run()], iteration=2)
+    command = await route(st)
+    assert command.goto == "approval"
+    assert "cannot show" in notes(command)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -14,8 +13,9 @@ from graphs.context import TeamContext
 from graphs.state import TeamState
 from nodes.prompts import load_prompt
 from service import deps
-from service.models import structured_call
+from service.models import StructuredOutputError, structured_call
 from service.settings import get_settings
+from tools.checks import parse_quietly
 
 MAIN_FILE = "solution.py"
 
@@ -38,7 +38,7 @@ class FileEdit(BaseModel):
     def _python_parses(self) -> FileEdit:
         if self.path.endswith(".py"):
             try:
-                ast.parse(self.content)
+                parse_quietly(self.content)
             except SyntaxError as exc:
                 raise ValueError(f"{self.path} line {exc.lineno}: SyntaxError: {exc.msg}") from exc
         return self
@@ -47,7 +47,7 @@ class FileEdit(BaseModel):
 class CodeEdit(BaseModel):
     """The coder's action: files to write and a one-line summary."""
 
-    files: list[FileEdit] = Field(min_length=1, max_length=8)
+    files: list[FileEdit] = Field(min_length=1, max_length=3)
     summary: str = Field(default="", max_length=500)
 
 
@@ -68,13 +68,23 @@ async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, An
     ctx = deps.context_of(runtime.context)
     prompt = load_prompt("coder")
     runtime.stream_writer({"role": "coder", "event": "writing", "iteration": state["iteration"]})
-    edit, usage = await structured_call(
-        await deps.get_model(ctx),
-        prompt.text,
-        _request(state),
-        CodeEdit,
-        retries=get_settings().structured_retries,
-    )
+    try:
+        edit, usage = await structured_call(
+            await deps.get_model(ctx),
+            prompt.text,
+            _request(state),
+            CodeEdit,
+            retries=get_settings().structured_retries,
+        )
+    except StructuredOutputError as exc:
+        # The attempt counts and costs, but the task goes on with the code it has.
+        runtime.stream_writer({"role": "coder", "event": "failed", "error": str(exc)[:300]})
+        return {
+            "iteration": 1,
+            "steps": 1,
+            "usage": exc.usage,
+            "messages": [AIMessage(f"coder: no valid edit ({exc})"[:600], name="coder")],
+        }
     files = {item.path: item.content for item in edit.files}
     summary = edit.summary or f"wrote {', '.join(sorted(files))}"
     runtime.stream_writer({"role": "coder", "event": "wrote", "files": sorted(files)})

@@ -12,6 +12,7 @@ import ast
 import builtins
 import json
 import re
+import warnings
 from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue, field_validator
@@ -19,6 +20,13 @@ from pydantic import BaseModel, Field, JsonValue, field_validator
 Source = Literal["spec", "model"]
 RESULT_MARKER = "@@STRATEGOS-CHECKS@@"
 _ARROWS = ("==", "➞", "=>", "->", "→", "should return", "returns", "should be", "=")
+
+
+def parse_quietly(source: str, mode: Literal["exec", "eval"] = "exec") -> ast.AST:
+    """`ast.parse` without SyntaxWarnings (model text is full of odd escapes) on the console."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(source, mode=mode)
 
 
 class Check(BaseModel):
@@ -32,7 +40,7 @@ class Check(BaseModel):
     @classmethod
     def _is_expression(cls, value: str) -> str:
         try:
-            ast.parse(value.strip(), mode="eval")
+            parse_quietly(value.strip(), mode="eval")
         except SyntaxError as exc:
             raise ValueError(f"not a Python expression: {value!r} ({exc.msg})") from exc
         return value.strip()
@@ -83,14 +91,14 @@ _ALLOWED_NAMES = frozenset(dir(builtins))
 
 def free_names(expr: str, entry_point: str) -> set[str]:
     """Names an expression needs besides the function under test and the builtins."""
-    tree = ast.parse(expr, mode="eval")
+    tree = parse_quietly(expr, mode="eval")
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     return names - _ALLOWED_NAMES - {entry_point}
 
 
 def _parses(expr: str) -> bool:
     try:
-        ast.parse(expr, mode="eval")
+        parse_quietly(expr, mode="eval")
     except SyntaxError:
         return False
     return True

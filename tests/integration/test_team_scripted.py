@@ -183,3 +183,26 @@ async def test_deny_policy_delivers_nothing(tmp_path: Path) -> None:
     report = (await graph.aget_state(config)).values["report"]
     assert report["status"] == "not_delivered"
     assert not (tmp_path / "out").exists()
+
+
+async def test_a_coder_that_cannot_produce_valid_output_does_not_crash_the_task(
+    tmp_path: Path,
+) -> None:
+    rules = [
+        {"role": "coder", "when": ["returned -1"], "reply": "def add(a, b): return a +"},
+        {"role": "coder", "reply": coder_reply(WRONG_ADD)},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
+        {"role": "supervisor", "reply": {"next": "coder", "reason": "try again"}},
+    ]
+    (graph, _), config, events = await run_team(
+        rules, ADD_GOAL, tmp_path, approve="auto", max_iterations=3
+    )
+    state = (await graph.aget_state(config)).values
+    assert state["report"]["stop_reason"] == "iteration limit reached (3 attempts)"
+    assert any(e["role"] == "coder" and e["event"] == "failed" for e in events)
+    # First coder call, the tester's call, then two failed attempts of 3 calls each (one call
+    # plus two repairs with the validation error): every call is counted.
+    assert state["usage"]["model_calls"] == 1 + 1 + 2 * 3
+    # The unchanged code was tested once; its result was reused, not re-run.
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 1
+    assert (tmp_path / "out" / "solution.py").read_text() == WRONG_ADD

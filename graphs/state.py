@@ -56,6 +56,8 @@ class ReviewVerdict(TypedDict):
     verdict: Literal["approve", "changes_requested"]
     issues: list[str]
     rejected_tests: list[str]
+    run_id: str
+    """The test run (code and checks) this verdict judged."""
     claims: list[str]
     """Executable claims (checks) the reviewer's issues came with; they are run, not trusted."""
 

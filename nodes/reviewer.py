@@ -119,6 +119,7 @@ async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str,
         "verdict": verdict,
         "issues": issues[: MAX_PROBLEMS * 2],
         "rejected_tests": wrong,
+        "run_id": runs[-1]["run_id"] if (runs := state.get("test_runs", [])) else "",
         "claims": claims,
     }
     runtime.stream_writer(

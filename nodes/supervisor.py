@@ -148,6 +148,10 @@ async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
         )
     if all_pass(run) or (spec_pass(run) and run["model_total"]):
         # Green, or only the team's own tests fail: the reviewer judges (and adjudicates).
+        reviews = state.get("reviews", [])
+        if reviews and reviews[-1]["run_id"] == run["run_id"] and not update:
+            note = "the code and tests are unchanged since the last review; delivering the best"
+            return _finish(ctx, "", messages=[AIMessage(f"supervisor: {note}", name="supervisor")])
         return _to("reviewer", **update)
     if state["iteration"] >= max_iterations:
         return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)", **update)

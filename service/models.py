@@ -22,6 +22,7 @@ from graphs.state import Usage, add_usage
 from service.settings import Settings
 
 T = TypeVar("T", bound=BaseModel)
+REPAIR_TEMPERATURE = 0.4
 
 
 class StructuredOutputError(RuntimeError):
@@ -79,11 +80,13 @@ async def structured_call[T: BaseModel](
     after `retries` failed repairs, naming the schema and the last validation error.
     """
     bound = model.bind(response_format=_response_format(schema))
+    retry = model.bind(response_format=_response_format(schema), temperature=REPAIR_TEMPERATURE)
     messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(user)]
     total: Usage = {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     last_error = ""
-    for _attempt in range(retries + 1):
-        reply = await bound.ainvoke(messages)
+    for attempt in range(retries + 1):
+        # A greedy decoder repeats its mistake; repairs sample a little to get out of it.
+        reply = await (retry if attempt else bound).ainvoke(messages)
         used = usage_of(reply)
         total = add_usage(total, used)
         text = _strip_fences(_text_of(reply))

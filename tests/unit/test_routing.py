@@ -384,6 +384,7 @@ def _review(verdict: str, claims: list[str] | None = None, iteration: int = 1) -
         "issues": issues,
         "rejected_tests": [],
         "claims": claims or [],
+        "run_id": "",
     }
 
 
@@ -433,3 +434,12 @@ async def test_repeated_advice_without_a_failing_call_is_not_followed_again() ->
     command = await route(st)
     assert command.goto == "approval"
     assert "cannot show" in notes(command)
+
+
+async def test_code_already_reviewed_is_not_sent_to_the_reviewer_again() -> None:
+    run = make_run(run_id="same", model=(1, 2))
+    review = {**_review("changes_requested"), "run_id": "same"}
+    st = state(next="tester", test_runs=[run], reviews=[review], iteration=2)
+    command = await route(st)
+    assert command.goto == "approval"
+    assert "unchanged since the last review" in notes(command)

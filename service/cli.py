@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,13 @@ from service.persistence import checkpointer
 from service.settings import Settings, get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.callback()
+def _main() -> None:
+    """Turn SIGTERM into a normal exit, so the local model server is stopped with us."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
 console = Console()
 err = Console(stderr=True)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,50 @@ def test_bench_runs_three_humaneval_tasks_and_writes_json(tmp_path: Path) -> Non
     for row in data["tasks"]:
         assert row["model_calls"] >= 1 and row["prompt_tokens"] > 0
     assert "pass@1" in done.stdout
+
+
+def _children_named(parent: int, name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and name in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_stops_the_local_model_server_too(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "run", TASKS["fizzbuzz"][0], "--approve", "auto"],
+        cwd=REPO,
+        env=cli_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    servers: list[int] = []
+    while not servers:
+        assert proc.poll() is None and time.monotonic() < deadline, "llama-server never started"
+        servers = _children_named(proc.pid, "llama-server")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0
+    gone_by = time.monotonic() + 15
+    while any(_alive(pid) for pid in servers):
+        assert time.monotonic() < gone_by, "llama-server outlived the CLI"
+        time.sleep(0.2)

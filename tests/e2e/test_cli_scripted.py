@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -124,3 +126,53 @@ def test_killed_task_resumes_from_its_checkpoint_without_rerunning_tests(
     report = json.loads((out / "REPORT.json").read_text())
     # 2 coder calls + 1 tester call + 1 reviewer call: nothing before the kill was redone.
     assert report["model_calls"] == 4
+
+
+def test_on_a_terminal_the_user_rejects_then_approves_inline(tmp_path: Path) -> None:
+    documented = 'def add(a, b):\n    """Return a + b."""\n    return a + b\n'
+    script = write_script(
+        tmp_path / "script.json",
+        [
+            {"role": "coder", "when": ["add a docstring"], "reply": coder_reply(documented)},
+            {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
+            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
+            {"role": "reviewer", "reply": review_reply()},
+        ],
+    )
+    out = tmp_path / "out"
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*STRATEGOS, "run", GOAL, "--out", str(out)],
+        cwd=REPO,
+        env=cli_env(tmp_path, STRATEGOS_SCRIPTED_MODEL=str(script)),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    screen = ""
+
+    def wait_for(text: str, count: int = 1) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + 60
+        while screen.count(text) < count:
+            assert time.monotonic() < deadline, f"never saw {text!r}:\n{screen[-2000:]}"
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    screen += os.read(leader, 65536).decode(errors="replace")
+                except OSError:
+                    break
+
+    wait_for("Approve this delivery?")
+    os.write(leader, b"n\r")
+    wait_for("What should change?")
+    os.write(leader, b"add a docstring\r")
+    wait_for("Approve this delivery?", count=2)
+    assert not out.exists(), "nothing may be written before the approval"
+    os.write(leader, b"y\r")
+    wait_for("files delivered")
+    assert proc.wait(timeout=30) == 0
+    os.close(leader)
+    assert (out / "solution.py").read_text() == documented

@@ -95,6 +95,11 @@ class ApprovalRequest(BaseModel):
     tests: str
 
 
+def run_score(run: TestRun) -> tuple[int, int]:
+    """Ground-truth checks passed first, then the team's own tests; a crash scores lowest."""
+    return (-1, -1) if run["error"] else (run["spec_passed"], run["model_passed"])
+
+
 def merge_files(left: dict[str, str] | None, right: dict[str, str] | None) -> dict[str, str]:
     """Merge workspace files by path; an empty-string value deletes the file."""
     merged = dict(left or {})

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from graphs.context import TeamContext
 from graphs.state import TeamState, TestRun, Usage
+from graphs.state import run_score as score
 from nodes.prompts import load_prompt
 from service import deps
 from service.models import StructuredOutputError, structured_call
@@ -30,11 +31,6 @@ class RouteDecision(BaseModel):
 
     next: Literal["coder", "deliver"]
     reason: str = Field(default="", max_length=300)
-
-
-def score(run: TestRun) -> tuple[int, int]:
-    """Ground-truth checks first, then the team's own tests; a crash scores lowest."""
-    return (-1, -1) if run["error"] else (run["spec_passed"], run["model_passed"])
 
 
 def all_pass(run: TestRun) -> bool:

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from graphs.context import TeamContext
-from graphs.state import Candidate, CheckResult, TeamState, TestRun, Usage
+from graphs.state import Candidate, CheckResult, TeamState, TestRun, Usage, run_score
 from nodes.prompts import load_prompt
 from service import deps
 from service.models import StructuredOutputError, structured_call
@@ -156,7 +156,7 @@ async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, A
     candidate: Candidate = {
         "files": files,
         "iteration": state["iteration"],
-        "score": (run["spec_passed"], run["model_passed"]) if not run["error"] else (-1, -1),
+        "score": run_score(run),
     }
     summary = (
         f"tester: spec {run['spec_passed']}/{run['spec_total']}, "

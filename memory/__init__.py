@@ -1,0 +1,1 @@
+"""Memory kernel: working memory, episodic memory (Qdrant), memory graph (Cypher), scoring."""

@@ -73,6 +73,7 @@ async def run_task(
     with tempfile.TemporaryDirectory(prefix="strategos-bench-") as tmp:
         ctx = TeamContext(
             approve="auto",
+            use_memory=False,  # tasks are scored independently: no lessons between them
             out_dir=str(Path(tmp) / "out"),
             run_log=str(Path(tmp) / "runs.jsonl"),
             model=model,

@@ -34,7 +34,15 @@ class TeamContext:
     run_log: str | None = Field(
         default=None, description="JSONL file recording every sandbox test run."
     )
+    tenant: str = Field(
+        default="local", min_length=1, max_length=100, description="Whose memories to use."
+    )
+    use_memory: bool = Field(
+        default=True, description="Page in lessons from earlier tasks and store new ones."
+    )
     model: SkipJsonSchema[Any] = Field(default=None, exclude=True)
     """Injected chat model (in-process only)."""
     sandbox: SkipJsonSchema[Any] = Field(default=None, exclude=True)
     """Injected sandbox (in-process only)."""
+    memory: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+    """Injected episodic memory (in-process only)."""

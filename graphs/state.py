@@ -187,6 +187,8 @@ class TeamState(TypedDict):
     steps: Annotated[int, add_int]
     """How many agent steps ran; guards the step limit."""
     best: Annotated[Candidate | None, keep_best]
+    lessons: NotRequired[list[str]]
+    """Lessons from earlier similar tasks, paged in from episodic memory once per task."""
     feedback: NotRequired[str]
     """What the coder should fix next (test failures, review, or a human comment)."""
     approval: NotRequired[ApprovalDecision | None]

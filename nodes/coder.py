@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import PurePosixPath
 from typing import Any
 
 from langchain_core.messages import AIMessage
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from graphs.context import TeamContext
 from graphs.state import TeamState
+from memory.reflexion import lesson_texts
 from nodes.prompts import load_prompt
 from service import deps
 from service.models import StructuredOutputError, structured_call
@@ -18,6 +21,7 @@ from service.settings import get_settings
 from tools.checks import parse_quietly
 
 MAIN_FILE = "solution.py"
+LESSONS_K = 3
 
 
 class FileEdit(BaseModel):
@@ -58,15 +62,34 @@ def _request(state: TeamState) -> str:
     current = state.get("files", {}).get(MAIN_FILE)
     if current and state.get("feedback"):
         parts.append(f"Current {MAIN_FILE}:\n{current}")
+    if lessons := state.get("lessons"):
+        parts.append("Lessons from earlier similar tasks:\n" + "\n".join(f"- {x}" for x in lessons))
     if feedback := state.get("feedback"):
         parts.append(f"Fix these problems:\n{feedback}")
     return "\n\n".join(parts)
+
+
+async def _page_in_lessons(state: TeamState, ctx: TeamContext, task_id: str) -> list[str]:
+    memory = await deps.get_memory(ctx)
+    if memory is None:
+        return []
+    hits = await asyncio.to_thread(memory.lessons, state["goal"], ctx.tenant, LESSONS_K)
+    return lesson_texts(hits, exclude_task=task_id)
 
 
 async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Produce the next version of the code from the goal and the latest feedback."""
     ctx = deps.context_of(runtime.context)
     prompt = load_prompt("coder")
+    update: dict[str, Any] = {}
+    if "lessons" not in state:
+        thread_id = str(get_config().get("configurable", {}).get("thread_id", ""))
+        state = {**state, "lessons": await _page_in_lessons(state, ctx, thread_id)}
+        update["lessons"] = state["lessons"]
+        if state["lessons"]:
+            runtime.stream_writer(
+                {"role": "coder", "event": "recalled lessons", "count": len(state["lessons"])}
+            )
     runtime.stream_writer({"role": "coder", "event": "writing", "iteration": state["iteration"]})
     try:
         edit, usage = await structured_call(
@@ -80,6 +103,7 @@ async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, An
         # The attempt counts and costs, but the task goes on with the code it has.
         runtime.stream_writer({"role": "coder", "event": "failed", "error": str(exc)[:300]})
         return {
+            **update,
             "iteration": 1,
             "steps": 1,
             "usage": exc.usage,
@@ -89,6 +113,7 @@ async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, An
     summary = edit.summary or f"wrote {', '.join(sorted(files))}"
     runtime.stream_writer({"role": "coder", "event": "wrote", "files": sorted(files)})
     return {
+        **update,
         "files": files,
         "iteration": 1,
         "steps": 1,

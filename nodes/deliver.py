@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 
 from graphs.context import TeamContext
 from graphs.state import TeamState
+from memory.reflexion import lesson_record, lessons_from_task
 from service import deps
 
 
@@ -24,6 +25,39 @@ def _write_atomically(path: Path, content: str) -> None:
     with os.fdopen(handle, "w") as out:
         out.write(content)
     os.replace(tmp, path)
+
+
+REJECTED_PREFIX = "human rejected delivery: "
+
+
+async def _store_lessons(state: TeamState, ctx: TeamContext, thread_id: str) -> int:
+    """Keep what this task learned for later similar tasks (idempotent on replay)."""
+    memory = await deps.get_memory(ctx)
+    if memory is None:
+        return 0
+    rejections = [
+        str(m.content).removeprefix(REJECTED_PREFIX)
+        for m in state.get("messages", [])
+        if m.name == "approval" and str(m.content).startswith(REJECTED_PREFIX)
+    ]
+    found = lessons_from_task(
+        [dict(r) for r in state.get("test_runs", [])],
+        [dict(r) for r in state.get("reviews", [])],
+        rejections,
+    )
+    records = [
+        lesson_record(
+            state["goal"],
+            text,
+            kind=kind,
+            tenant=ctx.tenant,
+            task_id=thread_id,
+            importance=importance,
+        )
+        for kind, text, importance in found
+    ]
+    await asyncio.to_thread(memory.remember_many, records)
+    return len(records)
 
 
 def _write_all(destination: Path, files: dict[str, str]) -> None:
@@ -80,6 +114,9 @@ async def deliver(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, 
     if destination is not None:
         outputs = {**files, "REPORT.json": json.dumps(report, indent=2)}
         await asyncio.to_thread(_write_all, destination, outputs)
+    stored = await _store_lessons(state, ctx, thread_id)
+    if stored:
+        runtime.stream_writer({"role": "deliver", "event": "stored lessons", "count": stored})
     runtime.stream_writer({"role": "deliver", "event": report["status"], "files": delivered})
     text = (
         f"deliver: wrote {', '.join(delivered)} to {destination}"

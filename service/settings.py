@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     token_budget: int = Field(default=60_000, ge=1, description="Tokens per task (in + out).")
     structured_retries: int = Field(default=2, ge=0, le=5)
 
+    memory_enabled: bool = Field(
+        default=True, description="Episodic memory (lessons across tasks) on by default."
+    )
+    qdrant_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("QDRANT_URL", "STRATEGOS_QDRANT_URL"),
+        description="Qdrant server; local mode under data_dir when unset.",
+    )
+
     sandbox_timeout_s: float = 20.0
     sandbox_memory_mb: int = 512
     sandbox_cpu_s: int = 20
@@ -62,6 +71,10 @@ class Settings(BaseSettings):
     def sqlite_path(self) -> Path:
         """Where the embedded checkpointer keeps its database."""
         return self.data_dir / "checkpoints.sqlite"
+
+    def memory_dir(self) -> Path:
+        """Where the embedded Qdrant keeps episodic memory (local mode)."""
+        return self.data_dir / "memory"
 
     def tasks_dir(self) -> Path:
         """Root of per-task workspaces and reports."""

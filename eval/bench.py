@@ -7,6 +7,7 @@ difference is what the team adds.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -86,7 +87,11 @@ async def run_task(
                 outcome = await _single_shot(task, ctx, settings.structured_retries)
             error = ""
         except StructuredOutputError as exc:
-            outcome, error = {"code": "", "iterations": 0, "stop_reason": str(exc)}, str(exc)
+            outcome = {"code": "", "iterations": 0, "stop_reason": str(exc), **exc.usage}
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one broken task must not lose the whole run
+            error = f"crashed: {type(exc).__name__}: {exc}"[:1000]
+            outcome = {"code": "", "iterations": 0, "stop_reason": error}
     hidden = await run_hidden_tests(task, outcome["code"], sandbox)
     return {
         "task_id": task.task_id,
@@ -127,13 +132,19 @@ async def run_benchmark(
     limit: int | None = None,
     offset: int = 0,
     console: Console | None = None,
+    out: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the selected tasks in every mode and return per-task rows and totals."""
+    """Run the selected tasks in every mode and return per-task rows and totals.
+
+    With `out`, results are written after every task, and rows already in that file (same
+    dataset) are kept and not run again: an interrupted run continues where it stopped.
+    """
     console = console or Console()
     chosen = load_dataset(dataset)[offset : offset + limit if limit else None]
     model = chat_model(settings)
     sandbox = LocalSandbox()
-    rows: list[dict[str, Any]] = []
+    rows = _previous_rows(out, dataset)
+    done = {(row["task_id"], row["mode"]) for row in rows}
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -144,9 +155,14 @@ async def run_benchmark(
         bar = progress.add_task("benchmark", total=len(chosen) * len(modes))
         for task in chosen:
             for mode in modes:
+                if (task.task_id, mode) in done:
+                    progress.advance(bar)
+                    continue
                 progress.update(bar, description=f"{task.task_id} ({mode})")
                 row = await run_task(task, mode, settings, model, sandbox)
                 rows.append(row)
+                if out is not None:
+                    _write(out, _results(settings, dataset, offset, limit, modes, chosen, rows))
                 mark = "[green]pass[/]" if row["passed"] else "[red]fail[/]"
                 progress.console.print(
                     f"{task.task_id:<16} {mode:<11} {mark}  calls={row['model_calls']} "
@@ -154,11 +170,13 @@ async def run_benchmark(
                     f"{row['wall_s']:.1f}s"
                 )
                 progress.advance(bar)
-    totals = [summarize(rows, mode) for mode in modes]
+    results = _results(settings, dataset, offset, limit, modes, chosen, rows)
+    if out is not None:
+        _write(out, results)
     table = Table(title=f"{dataset}: {len(chosen)} tasks")
     for column in ("mode", "pass@1", "calls/task", "tokens/task", "s/task", "iterations"):
         table.add_column(column)
-    for total in totals:
+    for total in results["totals"]:
         table.add_row(
             total["mode"],
             f"{total['passed']}/{total['tasks']} ({total['pass_at_1']:.1%})",
@@ -168,12 +186,44 @@ async def run_benchmark(
             str(total["iterations_per_task"]),
         )
     console.print(table)
+    return results
+
+
+def _results(
+    settings: Settings,
+    dataset: str,
+    offset: int,
+    limit: int | None,
+    modes: list[str],
+    chosen: list[CodingTask],
+    rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    wanted = {task.task_id for task in chosen}
+    mine = [row for row in rows if row["task_id"] in wanted and row["mode"] in modes]
     return {
         "dataset": dataset,
         "offset": offset,
         "limit": limit,
         "model": settings.model,
         "prompts": {name: load_prompt(name).id for name in ("coder", "tester", "reviewer")},
-        "totals": totals,
-        "tasks": rows,
+        "totals": [summarize(mine, mode) for mode in modes],
+        "tasks": mine,
     }
+
+
+def _previous_rows(out: Path | None, dataset: str) -> list[dict[str, Any]]:
+    if out is None or not out.exists():
+        return []
+    try:
+        data = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return []
+    rows = data.get("tasks", []) if data.get("dataset") == dataset else []
+    return [row for row in rows if isinstance(row, dict) and "task_id" in row]
+
+
+def _write(out: Path, results: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(out)

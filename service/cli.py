@@ -294,7 +294,11 @@ def bench(
         "bench-results.json"
     ),
 ) -> None:
-    """Run coding tasks through the team and/or one plain request; score on hidden tests."""
+    """Run coding tasks through the team and/or one plain request; score on hidden tests.
+
+    Results are written after every task; running the same command again continues an
+    interrupted run instead of starting over.
+    """
     from eval.bench import run_benchmark
 
     modes = mode or ["team", "single-shot"]
@@ -303,13 +307,13 @@ def bench(
             raise _fail(f"--mode must be team or single-shot, not {item!r}")
     settings = get_settings()
     try:
-        results = asyncio.run(
-            run_benchmark(settings, dataset, modes, limit=limit, offset=offset, console=console)
+        asyncio.run(
+            run_benchmark(
+                settings, dataset, modes, limit=limit, offset=offset, console=console, out=out
+            )
         )
     except (ValueError, OSError) as exc:
         raise _fail(str(exc)) from exc
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
     console.print(f"results written to {out}")
 
 

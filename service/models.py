@@ -16,6 +16,7 @@ from typing import TypeVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
+from openai import LengthFinishReasonError
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from graphs.state import Usage, add_usage
@@ -58,6 +59,15 @@ def _text_of(message: BaseMessage) -> str:
     return "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in content)
 
 
+def _usage_of_completion(exc: LengthFinishReasonError) -> Usage:
+    usage = exc.completion.usage
+    return {
+        "model_calls": 1,
+        "prompt_tokens": usage.prompt_tokens if usage else 0,
+        "completion_tokens": usage.completion_tokens if usage else 0,
+    }
+
+
 def _strip_fences(text: str) -> str:
     text = text.strip()
     if text.startswith("```"):
@@ -86,14 +96,20 @@ async def structured_call[T: BaseModel](
     last_error = ""
     for attempt in range(retries + 1):
         # A greedy decoder repeats its mistake; repairs sample a little to get out of it.
-        reply = await (retry if attempt else bound).ainvoke(messages)
-        used = usage_of(reply)
-        total = add_usage(total, used)
-        text = _strip_fences(_text_of(reply))
         try:
-            return schema.model_validate_json(text), total
-        except ValidationError as exc:
-            last_error = _short_errors(exc)
+            reply = await (retry if attempt else bound).ainvoke(messages)
+        except LengthFinishReasonError as exc:
+            # The answer hit the completion limit mid-JSON (often a repetition loop).
+            total = add_usage(total, _usage_of_completion(exc))
+            last_error = "the answer was cut off at the length limit; write a much shorter one"
+            text = ""
+        else:
+            total = add_usage(total, usage_of(reply))
+            text = _strip_fences(_text_of(reply))
+            try:
+                return schema.model_validate_json(text), total
+            except ValidationError as exc:
+                last_error = _short_errors(exc)
         messages = [
             *messages,
             AIMessage(text[:2000]),

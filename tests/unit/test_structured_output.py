@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from openai import LengthFinishReasonError
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel, ValidationError
 
 from nodes.coder import CodeEdit, FileEdit
 from nodes.supervisor import RouteDecision
@@ -155,3 +157,49 @@ def test_code_edit_needs_at_least_one_file() -> None:
         CodeEdit(files=[])
     with pytest.raises(ValidationError):
         FileEdit(path="solution.py", content="")
+
+
+class _Verdict(BaseModel):
+    verdict: str
+
+
+class _CutOffOnce(ScriptedChatModel):
+    """Raises what the OpenAI client raises when an answer hits max_tokens, then answers."""
+
+    async def _agenerate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Any:
+        if self.calls == 0:
+            self.calls += 1
+            completion = ChatCompletion.model_validate(
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "length",
+                            "message": {"role": "assistant", "content": '{"verdict": "app'},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": 300,
+                        "completion_tokens": 1024,
+                        "total_tokens": 1324,
+                    },
+                }
+            )
+            raise LengthFinishReasonError(completion=completion)
+        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+
+async def test_an_answer_cut_off_at_the_length_limit_is_repaired_and_counted() -> None:
+    model = _CutOffOnce.model_validate(
+        {"script": {"rules": [{"role": "", "when": ["cut off"], "reply": {"verdict": "ok"}}]}}
+    )
+    parsed, usage = await structured_call(model, "system", "user", _Verdict, retries=1)
+    assert parsed.verdict == "ok"
+    assert usage["model_calls"] == 2
+    assert usage["completion_tokens"] >= 1024, "the cut-off answer's tokens are counted"

@@ -27,6 +27,9 @@ from nodes.coder import MAIN_FILE, CodeEdit
 from nodes.prompts import load_prompt
 from service.models import StructuredOutputError, chat_model, structured_call
 from service.settings import Settings
+from tools.builtin import default_registry
+from tools.gateway import ToolGateway
+from tools.ledger import open_ledger
 from tools.sandbox import LocalSandbox, Sandbox
 
 
@@ -67,7 +70,12 @@ async def _single_shot(task: CodingTask, ctx: TeamContext, retries: int) -> dict
 
 
 async def run_task(
-    task: CodingTask, mode: str, settings: Settings, model: Any, sandbox: Sandbox
+    task: CodingTask,
+    mode: str,
+    settings: Settings,
+    model: Any,
+    sandbox: Sandbox,
+    gateway: ToolGateway | None = None,
 ) -> dict[str, Any]:
     """One task in one mode: produce code, then score it on the hidden tests."""
     started = time.monotonic()
@@ -79,6 +87,7 @@ async def run_task(
             run_log=str(Path(tmp) / "runs.jsonl"),
             model=model,
             sandbox=sandbox,
+            gateway=gateway,
         )
         try:
             if mode == "team":
@@ -143,6 +152,10 @@ async def run_benchmark(
     chosen = load_dataset(dataset)[offset : offset + limit if limit else None]
     model = chat_model(settings)
     sandbox = LocalSandbox()
+    scratch = tempfile.TemporaryDirectory(prefix="strategos-bench-ledger-")
+    # A ledger of this run only: a task id repeats across runs, its results must not replay.
+    ledger = await open_ledger(str(Path(scratch.name) / "ledger.sqlite"))
+    gateway = ToolGateway(default_registry(), ledger, sandbox=sandbox)
     rows = _previous_rows(out, dataset)
     done = {(row["task_id"], row["mode"]) for row in rows}
     columns = (
@@ -159,7 +172,7 @@ async def run_benchmark(
                     progress.advance(bar)
                     continue
                 progress.update(bar, description=f"{task.task_id} ({mode})")
-                row = await run_task(task, mode, settings, model, sandbox)
+                row = await run_task(task, mode, settings, model, sandbox, gateway)
                 rows.append(row)
                 if out is not None:
                     _write(out, _results(settings, dataset, offset, limit, modes, chosen, rows))
@@ -186,6 +199,8 @@ async def run_benchmark(
             str(total["iterations_per_task"]),
         )
     console.print(table)
+    await ledger.close()
+    scratch.cleanup()
     return results
 
 

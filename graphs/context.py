@@ -46,3 +46,5 @@ class TeamContext:
     """Injected sandbox (in-process only)."""
     memory: SkipJsonSchema[Any] = Field(default=None, exclude=True)
     """Injected episodic memory (in-process only)."""
+    gateway: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+    """Injected tool gateway (in-process only)."""

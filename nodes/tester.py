@@ -20,6 +20,7 @@ from nodes.prompts import load_prompt
 from service import deps
 from service.models import StructuredOutputError, structured_call
 from service.settings import get_settings
+from tools.builtin.run_tests import RunTestsResult
 from tools.checks import (
     Check,
     ProposedCase,
@@ -28,9 +29,9 @@ from tools.checks import (
     encode,
     entry_point_of,
     extract_spec_checks,
-    parse_report,
-    runner_files,
 )
+from tools.gateway import CallContext
+from tools.registry import MemoryWorkspace
 from tools.sandbox import SandboxLimits
 
 MAX_MODEL_CASES = 6
@@ -141,9 +142,10 @@ async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, A
         run = previous
     else:
         runtime.stream_writer({"role": "tester", "event": "running", "checks": len(checks)})
-        run = await _execute(ctx, files, checks, run_id, digest, state["iteration"])
-        entry = {"run_id": run_id, "iteration": run["iteration"], "at": time.time()}
-        await asyncio.to_thread(_append_line, _run_log(ctx, thread_id), json.dumps(entry))
+        run, replayed = await _execute(ctx, files, checks, run_id, digest, state["iteration"])
+        if not replayed:
+            entry = {"run_id": run_id, "iteration": run["iteration"], "at": time.time()}
+            await asyncio.to_thread(_append_line, _run_log(ctx, thread_id), json.dumps(entry))
     runtime.stream_writer(
         {
             "role": "tester",
@@ -179,7 +181,7 @@ async def _execute(
     run_id: str,
     digest: str,
     iteration: int,
-) -> TestRun:
+) -> tuple[TestRun, bool]:
     settings = get_settings()
     limits = SandboxLimits(
         timeout_s=settings.sandbox_timeout_s,
@@ -187,13 +189,39 @@ async def _execute(
         memory_mb=settings.sandbox_memory_mb,
         file_size_mb=settings.sandbox_file_size_mb,
     )
-    sandbox = await deps.get_sandbox(ctx)
-    result = await sandbox.run(runner_files(files, checks), ["python3", "run_checks.py"], limits)
-    report = parse_report(result.stdout, result.stderr, result.exit_code, result.timed_out)
-    outcomes: list[CheckResult] = [
-        {"name": o.name, "source": o.source, "passed": o.passed, "error": o.error}
-        for o in report.outcomes
-    ]
+    outcomes: list[CheckResult] = []
+    error, replayed = "", False
+    if checks:
+        # Through the gateway: policy, honeypot and the ledger, keyed by the run id, so a
+        # test run that completed before a crash is replayed from its record, not re-run.
+        gateway = await deps.get_gateway(ctx)
+        thread_id = str(get_config().get("configurable", {}).get("thread_id", "local"))
+        observation = await gateway.call(
+            "run_tests",
+            {"checks": [c.model_dump(include={"call", "expected", "source"}) for c in checks]},
+            CallContext(
+                thread_id=thread_id,
+                tool_call_id=f"tester-{run_id}",
+                workspace=MemoryWorkspace(files),
+                tenant_id=ctx.tenant,
+                limits=limits,
+            ),
+        )
+        replayed = observation.replayed
+        if observation.ok and observation.result is not None:
+            result = RunTestsResult.model_validate(observation.result)
+            outcomes = [
+                {
+                    "name": o.name,
+                    "source": "spec" if o.source == "spec" else "model",
+                    "passed": o.passed,
+                    "error": o.error,
+                }
+                for o in result.outcomes
+            ]
+            error = result.error
+        else:
+            error = observation.error.message if observation.error else "the test run failed"
 
     def count(source: str, passed: bool | None = None) -> int:
         return sum(
@@ -204,7 +232,7 @@ async def _execute(
 
     spec_total = sum(1 for c in checks if c.source == "spec")
     model_total = sum(1 for c in checks if c.source == "model")
-    return {
+    run: TestRun = {
         "run_id": run_id,
         "iteration": iteration,
         "code_hash": digest,
@@ -213,5 +241,6 @@ async def _execute(
         "model_passed": count("model", True),
         "model_total": model_total,
         "checks": outcomes,
-        "error": report.error,
+        "error": error,
     }
+    return run, replayed

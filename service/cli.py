@@ -17,7 +17,7 @@ from rich.prompt import Confirm, Prompt
 from rich.table import Table
 
 from graphs.team import compile_team
-from service import tasks
+from service import deps, tasks
 from service.live import LiveView
 from service.models import chat_model
 from service.persistence import checkpointer
@@ -139,9 +139,16 @@ def _print_report(report: dict[str, Any], wall_s: float, record: tasks.TaskRecor
     console.print(table)
 
 
+async def _closing(coro: Any) -> Any:
+    try:
+        return await coro
+    finally:
+        await deps.aclose()
+
+
 def _run_async(coro: Any) -> int:
     try:
-        return int(asyncio.run(coro))
+        return int(asyncio.run(_closing(coro)))
     except tasks.TaskNotFoundError as exc:
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from graphs.context import TeamContext
 from memory.episodic import EpisodicMemory
 from service.settings import Settings, get_settings
+from tools.gateway import ToolGateway
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,43 @@ def memory(ctx: TeamContext) -> EpisodicMemory | None:
 async def get_memory(ctx: TeamContext) -> EpisodicMemory | None:
     """`memory()` off the event loop: opening it loads the embedding model."""
     return await asyncio.to_thread(memory, ctx)
+
+
+_GATEWAYS: dict[tuple[int, str], ToolGateway] = {}
+
+
+async def get_gateway(ctx: TeamContext) -> ToolGateway:
+    """The injected gateway, else one per event loop over the configured ledger.
+
+    A ledger holds connections bound to the loop that opened them, hence one per loop.
+    """
+    if ctx.gateway is not None:
+        if not isinstance(ctx.gateway, ToolGateway):
+            raise TypeError("context 'gateway' must be a ToolGateway object (in-process only)")
+        return ctx.gateway
+    settings = get_settings()
+    key = (id(asyncio.get_running_loop()), settings.ledger_url())
+    if key not in _GATEWAYS:
+        from tools.builtin import default_registry
+        from tools.ledger import open_ledger
+
+        await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
+        registry = await asyncio.to_thread(default_registry)
+        ledger = await open_ledger(settings.ledger_url())
+        _GATEWAYS[key] = ToolGateway(registry, ledger, sandbox=await get_sandbox(ctx))
+    return _GATEWAYS[key]
+
+
+async def aclose() -> None:
+    """Close what `get_gateway` opened on this loop (a ledger's thread would keep us alive)."""
+    loop_id = id(asyncio.get_running_loop())
+    for key in [key for key in _GATEWAYS if key[0] == loop_id]:
+        await _GATEWAYS.pop(key).ledger.close()
+    if _default_memory.cache_info().currsize:
+        opened = _default_memory()
+        if opened is not None:
+            opened.client.close()  # before interpreter shutdown, not in its __del__
+        _default_memory.cache_clear()
 
 
 def out_dir(ctx: TeamContext, thread_id: str) -> Path:

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         """Where the embedded checkpointer keeps its database."""
         return self.data_dir / "checkpoints.sqlite"
 
+    def ledger_url(self) -> str:
+        """The tool ledger: next to the checkpoints (PostgreSQL, else SQLite in data_dir)."""
+        return self.database_url or str(self.data_dir / "ledger.sqlite")
+
     def memory_dir(self) -> Path:
         """Where the embedded Qdrant keeps episodic memory (local mode)."""
         return self.data_dir / "memory"

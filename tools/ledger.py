@@ -545,7 +545,8 @@ class SqliteLedger(Ledger):
         async with self._lock:
             if self._conn is None:
                 if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                    folder = Path(self.path).parent
+                    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
                 conn = await aiosqlite.connect(self.path, isolation_level=None)
                 conn.row_factory = aiosqlite.Row
                 await conn.execute("PRAGMA busy_timeout = 10000")

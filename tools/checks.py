@@ -184,9 +184,15 @@ def extract_spec_checks(goal: str, entry_point: str) -> list[Check]:
 
 
 _RUNNER = r"""
-import json, math, signal, sys, traceback
+import ast, json, math, signal, sys, traceback
 
 def _same(actual, expected):
+    if isinstance(expected, str) and not isinstance(actual, str):
+        # A model often writes a JSON string holding a Python literal ("[1, 2]" for [1, 2]).
+        try:
+            expected = ast.literal_eval(expected.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return False
     if isinstance(expected, float) or isinstance(actual, float):
         try:
             return math.isclose(actual, expected, rel_tol=1e-6, abs_tol=1e-9)

@@ -243,3 +243,20 @@ def test_runner_reports_code_that_does_not_load(tmp_path: Path) -> None:
     report = parse_report(done.stdout, done.stderr, done.returncode, False)
     assert report.outcomes == []
     assert "ModuleNotFoundError" in report.error
+
+
+def test_a_quoted_literal_from_the_model_compares_by_value(tmp_path: Path) -> None:
+    code = {"solution.py": "def f(n):\n    return [str(i) for i in range(1, n + 1)]\n"}
+    checks = [
+        Check(call="f(2)", expected=repr("['1', '2']")),  # a string holding the list
+        Check(call="len(f(3))", expected=repr("3")),  # a string holding a number
+        Check(call="f(1)", expected=repr("['2']")),  # still wrong by value
+        Check(call="f(1)[0]", expected=repr("1")),  # a real string result stays a string
+    ]
+    for name, content in runner_files(code, checks).items():
+        (tmp_path / name).write_text(content)
+    done = subprocess.run(
+        [sys.executable, "run_checks.py"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    report = parse_report(done.stdout, done.stderr, done.returncode, False)
+    assert [o.passed for o in report.outcomes] == [True, True, False, True]

@@ -98,6 +98,8 @@ async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, An
             _request(state),
             CodeEdit,
             retries=get_settings().structured_retries,
+            # A repair decoded greedily tends to return the very code that failed.
+            sample=bool(state.get("feedback")),
         )
     except StructuredOutputError as exc:
         # The attempt counts and costs, but the task goes on with the code it has.

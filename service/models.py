@@ -83,13 +83,18 @@ async def structured_call[T: BaseModel](
     schema: type[T],
     *,
     retries: int = 2,
+    sample: bool = False,
 ) -> tuple[T, Usage]:
     """Ask for output matching `schema`; on invalid output, show the model its error and retry.
 
     Returns the validated object and the usage of every attempt. Raises StructuredOutputError
-    after `retries` failed repairs, naming the schema and the last validation error.
+    after `retries` failed repairs, naming the schema and the last validation error. With
+    `sample`, every attempt samples at a small temperature (for repairs of earlier answers).
     """
-    bound = model.bind(response_format=_response_format(schema))
+    bound = model.bind(
+        response_format=_response_format(schema),
+        **({"temperature": REPAIR_TEMPERATURE} if sample else {}),
+    )
     retry = model.bind(response_format=_response_format(schema), temperature=REPAIR_TEMPERATURE)
     messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(user)]
     total: Usage = {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}

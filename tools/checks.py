@@ -186,13 +186,16 @@ def extract_spec_checks(goal: str, entry_point: str) -> list[Check]:
 _RUNNER = r"""
 import ast, json, math, signal, sys, traceback
 
-def _same(actual, expected):
+def _unquote(actual, expected):
+    # A model often writes a JSON string holding a Python literal ("[1, 2]" for [1, 2]).
     if isinstance(expected, str) and not isinstance(actual, str):
-        # A model often writes a JSON string holding a Python literal ("[1, 2]" for [1, 2]).
         try:
-            expected = ast.literal_eval(expected.strip())
+            return ast.literal_eval(expected.strip())
         except (ValueError, SyntaxError, MemoryError, RecursionError):
-            return False
+            return expected
+    return expected
+
+def _same(actual, expected):
     if isinstance(expected, float) or isinstance(actual, float):
         try:
             return math.isclose(actual, expected, rel_tol=1e-6, abs_tol=1e-9)
@@ -226,7 +229,7 @@ else:
             signal.alarm(PER_CHECK_S)
             actual = eval(check["call"], dict(namespace))
             signal.alarm(0)
-            expected = eval(check["expected"], dict(namespace))
+            expected = _unquote(actual, eval(check["expected"], dict(namespace)))
             outcome["passed"] = bool(_same(actual, expected))
             if not outcome["passed"]:
                 outcome["error"] = "%s returned %s, expected %s" % (

@@ -146,8 +146,17 @@ async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
         # Green, or only the team's own tests fail: the reviewer judges (and adjudicates).
         reviews = state.get("reviews", [])
         if reviews and reviews[-1]["run_id"] == run["run_id"] and not update:
-            note = "the code and tests are unchanged since the last review; delivering the best"
-            return _finish(ctx, "", messages=[AIMessage(f"supervisor: {note}", name="supervisor")])
+            if all_pass(run) or state["iteration"] >= max_iterations:
+                note = "the code and tests are unchanged since the last review; delivering"
+                return _finish(
+                    ctx, "", messages=[AIMessage(f"supervisor: {note}", name="supervisor")]
+                )
+            # The repair returned the code that failed: ask again, saying so, not the reviewer.
+            repeat = (
+                "Your last answer repeated the code that fails. Change the logic so that these "
+                f"pass:\n{state.get('feedback', '')}"
+            )
+            return _to("coder", "the repair changed nothing; back to the coder", feedback=repeat)
         return _to("reviewer", **update)
     if state["iteration"] >= max_iterations:
         return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)", **update)

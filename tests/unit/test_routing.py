@@ -437,9 +437,21 @@ async def test_repeated_advice_without_a_failing_call_is_not_followed_again() ->
 
 
 async def test_code_already_reviewed_is_not_sent_to_the_reviewer_again() -> None:
-    run = make_run(run_id="same", model=(1, 2))
+    run = make_run(run_id="same", model=(2, 2))
     review = {**_review("changes_requested"), "run_id": "same"}
     st = state(next="tester", test_runs=[run], reviews=[review], iteration=2)
     command = await route(st)
     assert command.goto == "approval"
     assert "unchanged since the last review" in notes(command)
+
+
+async def test_a_repair_that_changed_nothing_goes_back_to_the_coder_saying_so() -> None:
+    run = make_run(run_id="same", model=(1, 2))
+    review = {**_review("changes_requested"), "run_id": "same"}
+    st = state(
+        next="tester", test_runs=[run], reviews=[review], iteration=2, feedback="- f(3) wrong"
+    )
+    command = await route(st)
+    assert command.goto == "coder"
+    feedback = (command.update or {})["feedback"]
+    assert "repeated the code that fails" in feedback and "f(3) wrong" in feedback

@@ -29,15 +29,14 @@ TASKS = {
             "assert is_palindrome('Was it a car or a cat I saw?') is True",
         ],
     ),
-    "fizzbuzz": (
-        "Write fizzbuzz(n: int) -> list[str] returning the strings for 1..n: 'Fizz' for "
-        "multiples of 3, 'Buzz' for multiples of 5, 'FizzBuzz' for multiples of both, and "
-        "the number itself otherwise.\n"
-        "Example: fizzbuzz(5) == ['1', '2', 'Fizz', '4', 'Buzz']",
+    "vowels": (
+        "Write count_vowels(text: str) -> int that counts the vowels a, e, i, o and u in "
+        "text, in upper or lower case.\n"
+        "Example: count_vowels('Hello World') == 3",
         [
-            "assert fizzbuzz(0) == []",
-            "assert fizzbuzz(15)[-1] == 'FizzBuzz'",
-            "assert fizzbuzz(10)[8:] == ['Fizz', 'Buzz']",
+            "assert count_vowels('') == 0",
+            "assert count_vowels('AEIOU xyz') == 5",
+            "assert count_vowels('rhythm') == 0",
         ],
     ),
 }
@@ -135,7 +134,7 @@ def _alive(pid: int) -> bool:
 
 def test_sigterm_stops_the_local_model_server_too(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "run", TASKS["fizzbuzz"][0], "--approve", "auto"],
+        [sys.executable, "-m", "service.cli", "run", TASKS["vowels"][0], "--approve", "auto"],
         cwd=REPO,
         env=cli_env(tmp_path),
         stdout=subprocess.DEVNULL,

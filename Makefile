@@ -41,6 +41,7 @@ $(STAMP): pyproject.toml constraints.txt
 system-deps:
 	@missing=""; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v runsc >/dev/null || missing="$$missing runsc"; \
 	command -v cmake >/dev/null || missing="$$missing cmake"; \
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \

@@ -1,19 +1,24 @@
 """The sandbox seam: limits, results, errors and the protocol every backend implements.
 
-Backends (local bubblewrap, E2B) are interchangeable behind `Sandbox`, so the tester and the
-benchmark never know where code runs; they only see a `SandboxResult`.
+Backends (local bubblewrap, gVisor `runsc`, E2B) are interchangeable behind `Sandbox`, so the
+tester and the benchmark never know where code runs; they only see a `SandboxResult`. Every
+backend also accepts a keyword-only `collect=` list of workspace files to read back after the run
+(returned in `SandboxResult.files`); it is not part of the `Sandbox` protocol so that simple test
+doubles stay valid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Backend",
     "InvalidWorkspacePath",
+    "LimitHit",
     "Sandbox",
     "SandboxError",
     "SandboxLimits",
@@ -21,6 +26,13 @@ __all__ = [
     "SandboxUnavailable",
     "validate_workspace_path",
 ]
+
+
+Backend = Literal["local", "gvisor", "e2b"]
+"""Names of the sandbox backends, as settings spell them."""
+
+LimitHit = Literal["timeout", "cpu", "memory", "processes", "output", "file_size"]
+"""Which limit visibly stopped or trimmed a run (best effort; backends report what they see)."""
 
 
 class SandboxError(RuntimeError):
@@ -42,12 +54,28 @@ class SandboxLimits(BaseModel):
 
     timeout_s: float = Field(default=20, gt=0, description="Wall-clock limit in seconds.")
     cpu_s: int = Field(default=20, gt=0, description="CPU-time limit (RLIMIT_CPU) in seconds.")
-    memory_mb: int = Field(default=512, gt=0, description="Address-space limit (RLIMIT_AS).")
+    memory_mb: int = Field(
+        default=512,
+        gt=0,
+        description="Address-space limit per process (RLIMIT_AS) and memory limit of the whole "
+        "run (its cgroup, tmpfs pages included).",
+    )
     file_size_mb: int = Field(default=16, gt=0, description="Largest file the code may write.")
     max_output_bytes: int = Field(
         default=64_000, gt=0, description="Bytes kept of stdout and of stderr, each."
     )
     open_files: int = Field(default=256, gt=0, description="Open file descriptors (RLIMIT_NOFILE).")
+    max_processes: int = Field(
+        default=64,
+        gt=0,
+        le=4096,
+        description="Processes and threads alive at once (cgroup pids.max), the command included.",
+    )
+    disk_mb: int = Field(
+        default=256,
+        gt=0,
+        description="Size of the workspace filesystem (a tmpfs, so it also counts as memory).",
+    )
 
 
 class SandboxResult(BaseModel):
@@ -61,6 +89,14 @@ class SandboxResult(BaseModel):
     timed_out: bool
     duration_s: float
     output_truncated: bool
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Workspace files read back after the run (only those asked for with "
+        "`collect=`; a missing, oversized, non-regular or symlinked file is left out).",
+    )
+    limits_hit: tuple[LimitHit, ...] = Field(
+        default=(), description="Limits the backend saw being hit during the run."
+    )
 
     @property
     def ok(self) -> bool:

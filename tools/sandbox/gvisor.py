@@ -1,0 +1,529 @@
+"""gVisor sandbox: each run is an OCI container under `runsc run`, with its own user-space kernel.
+
+The user's code talks to gVisor's Sentry, not to the host kernel: a kernel exploit in the code
+has to break gVisor first. Each run gets a generated OCI bundle:
+
+- a read-only root filesystem that is an empty skeleton directory (mount points and the host's
+  `/bin → usr/bin`-style links), with the host `/usr` bind-mounted read-only on top;
+- `/tmp` a tmpfs inside the Sentry, `/workspace` the run's size-capped host tmpfs (read-write);
+- uid/gid 65534, no capabilities, `noNewPrivileges`, a cleared environment;
+- new pid, network, ipc, uts and mount namespaces; `--network=none` gives it loopback only;
+- a cgroup (created by runsc, nested under our own cgroup) with `pids.limit` ≥ 256 (the Sentry
+  and Gofer threads are host tasks and need headroom) and a memory limit of the run's budget
+  plus the Sentry's own overhead; rlimits (CPU, address space, file size, open files, core) on
+  the process itself.
+
+`runsc do` is never used: it shares the host root filesystem with the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from tools.sandbox.base import (
+    LimitHit,
+    SandboxLimits,
+    SandboxResult,
+    SandboxUnavailable,
+    validate_workspace_path,
+)
+from tools.sandbox.cgroups import CGROUP_ROOT, _own_cgroup_paths
+from tools.sandbox.local import (
+    _ENV,
+    _MIB,
+    _ROOT_LINKS,
+    SANDBOX_UID,
+    WORKSPACE,
+    Workspace,
+    _CappedBuffer,
+)
+
+__all__ = ["GVisorSandbox"]
+
+Platform = Literal["ptrace", "kvm", "systrap"]
+_INSTALL_HINT = "install it with `apt-get install runsc` (Debian package `runsc`)"
+_KILL_GRACE_S = 3.0
+_DRAIN_GRACE_S = 5.0
+_COLLECT_MAX_BYTES = 4 * _MIB
+# gVisor's own processes (Sentry, Gofer and their Go threads) are host tasks in the same cgroup.
+_MIN_PIDS = 256
+_PIDS_HEADROOM = 192
+_CPU_POLL_S = 0.2
+_EPERM = 1
+# Namespace flags of clone(2): CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
+_CLONE_NS_FLAGS = (0x20000, 0x2000000, 0x4000000, 0x8000000, 0x10000000, 0x20000000, 0x40000000)
+# Inside the Sentry these calls cannot reach the host kernel, but code that needs none of them
+# gets no second kernel surface either: no namespaces, mounts, tracing, BPF, keyrings.
+_SECCOMP: dict[str, Any] = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "architectures": ["SCMP_ARCH_X86_64"],
+    "syscalls": [
+        {
+            "names": [
+                "unshare",
+                "setns",
+                "mount",
+                "umount2",
+                "chroot",
+                "pivot_root",
+                "ptrace",
+                "process_vm_readv",
+                "process_vm_writev",
+                "bpf",
+                "perf_event_open",
+                "keyctl",
+                "add_key",
+                "request_key",
+                "userfaultfd",
+                "open_by_handle_at",
+                "name_to_handle_at",
+                "kexec_load",
+                "init_module",
+                "finit_module",
+                "delete_module",
+                "reboot",
+                "swapon",
+                "swapoff",
+                "acct",
+            ],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": _EPERM,
+        },
+        # clone3 passes its flags in memory, which seccomp cannot inspect; this runsc answers it
+        # with ENOSYS itself (libc falls back to clone, filtered below), and a filter rule for it
+        # would make the Sentry return EPERM instead, which breaks thread creation.
+        *(
+            {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": _EPERM,
+                "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+            }
+            for flag in _CLONE_NS_FLAGS
+        ),
+    ],
+}
+
+
+class GVisorSandbox:
+    """Runs commands in a gVisor container; implements `tools.sandbox.Sandbox`.
+
+    `platform="ptrace"` works everywhere, including inside VMs without nested virtualisation
+    (systrap needs a newer runsc than Debian 12 ships; kvm needs /dev/kvm and a runsc that
+    supports the host kernel). `memory_overhead_mb` is added to the run's memory budget for the
+    cgroup, because the Sentry's own memory is charged there too.
+    """
+
+    def __init__(
+        self,
+        *,
+        runsc: str = "runsc",
+        platform: Platform = "ptrace",
+        python: str = "/usr/bin/python3",
+        workspace_root: Path | None = None,
+        state_root: Path | None = None,
+        memory_overhead_mb: int = 256,
+        extra_flags: Sequence[str] = (),
+    ) -> None:
+        runsc_path = shutil.which(runsc)
+        if runsc_path is None:
+            raise SandboxUnavailable(
+                f"gVisor's runsc ({runsc!r}) was not found on PATH; the gvisor sandbox needs it: "
+                f"{_INSTALL_HINT}."
+            )
+        if os.geteuid() != 0:
+            raise SandboxUnavailable(
+                "The gvisor sandbox runs `runsc` as root (it creates cgroups and namespaces); "
+                "run as root, or use the local sandbox."
+            )
+        self.runsc = runsc_path
+        self.platform = platform
+        self.python = python
+        self.workspace_root = workspace_root
+        self.memory_overhead_mb = memory_overhead_mb
+        self.extra_flags = list(extra_flags)
+        self._own_state = state_root is None
+        self.state_root = state_root or Path(tempfile.mkdtemp(prefix="strategos-runsc-state-"))
+        self.state_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._rootfs: Path | None = None
+        self._probed = False
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    @property
+    def isolation(self) -> dict[str, object]:
+        """Which isolation layers are active (for reports and the security table)."""
+        return {
+            "kernel": f"gVisor Sentry ({self.platform})",
+            "namespaces": "pid,net,ipc,uts,mount",
+            "network": "none",
+            "uid": SANDBOX_UID,
+            "rootfs": "read-only skeleton + /usr read-only",
+            "workspace_tmpfs": True,
+        }
+
+    def global_flags(self) -> list[str]:
+        """The runsc flags placed before the subcommand."""
+        return [
+            f"--root={self.state_root}",
+            f"--platform={self.platform}",
+            "--network=none",
+            "--host-uds=none",
+            # Apply the spec's seccomp filter to the code inside the Sentry (see _SECCOMP).
+            "--oci-seccomp",
+            *self.extra_flags,
+        ]
+
+    async def run(
+        self,
+        files: Mapping[str, str],
+        command: Sequence[str],
+        limits: SandboxLimits | None = None,
+        *,
+        collect: Sequence[str] = (),
+    ) -> SandboxResult:
+        """Copy `files` into a fresh workspace, run `command` in a new container, clean up."""
+        if isinstance(command, str) or not command:
+            raise ValueError(
+                f"command must be a non-empty list of arguments, e.g. ['python3', 'main.py'], "
+                f"not {command!r}."
+            )
+        limits = limits or SandboxLimits()
+        paths = {validate_workspace_path(key): content for key, content in files.items()}
+        wanted = [validate_workspace_path(name) for name in collect]
+        await self._ensure_usable()
+        return await self._run(paths, list(command), limits, wanted)
+
+    async def run_python(
+        self,
+        files: Mapping[str, str],
+        entry: str,
+        limits: SandboxLimits | None = None,
+        *,
+        collect: Sequence[str] = (),
+    ) -> SandboxResult:
+        """Run `python3 <entry>` over `files` with the configured interpreter."""
+        validate_workspace_path(entry)
+        return await self.run(files, [self.python, entry], limits, collect=collect)
+
+    def spec(
+        self, container_id: str, workspace: Path, command: Sequence[str], limits: SandboxLimits
+    ) -> dict[str, Any]:
+        """The OCI runtime spec (config.json) for one run."""
+        memory = limits.memory_mb * _MIB
+        rlimits = [
+            ("RLIMIT_CPU", limits.cpu_s),
+            ("RLIMIT_AS", memory),
+            ("RLIMIT_FSIZE", limits.file_size_mb * _MIB),
+            ("RLIMIT_NOFILE", limits.open_files),
+            ("RLIMIT_NPROC", limits.max_processes),
+            ("RLIMIT_CORE", 0),
+        ]
+        no_caps: dict[str, list[str]] = {
+            key: [] for key in ("bounding", "effective", "inheritable", "permitted", "ambient")
+        }
+        return {
+            "ociVersion": "1.0.0",
+            "process": {
+                "terminal": False,
+                "user": {"uid": SANDBOX_UID, "gid": SANDBOX_UID, "additionalGids": []},
+                "args": list(command),
+                "env": [f"{name}={value}" for name, value in _ENV.items()],
+                "cwd": WORKSPACE,
+                "capabilities": no_caps,
+                "noNewPrivileges": True,
+                "rlimits": [{"type": name, "hard": v, "soft": v} for name, v in rlimits],
+            },
+            "root": {"path": str(self._skeleton()), "readonly": True},
+            "hostname": "sandbox",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                {
+                    "destination": "/usr",
+                    "type": "bind",
+                    "source": "/usr",
+                    "options": ["rbind", "ro", "nosuid", "nodev"],
+                },
+                {
+                    "destination": "/tmp",
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": ["nosuid", "nodev", "mode=1777"],
+                },
+                {
+                    "destination": WORKSPACE,
+                    "type": "bind",
+                    "source": str(workspace),
+                    "options": ["rbind", "rw", "nosuid", "nodev"],
+                },
+            ],
+            "linux": {
+                "namespaces": [
+                    {"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")
+                ],
+                # Relative: runsc nests it under this process's own cgroup in each hierarchy.
+                "cgroupsPath": f"strategos-gvisor-{container_id}",
+                "resources": {
+                    "pids": {"limit": max(_MIN_PIDS, limits.max_processes + _PIDS_HEADROOM)},
+                    "memory": {
+                        "limit": (limits.memory_mb + self.memory_overhead_mb) * _MIB,
+                        "swap": (limits.memory_mb + self.memory_overhead_mb) * _MIB,
+                    },
+                },
+                "seccomp": _SECCOMP,
+                "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list"],
+                "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"],
+            },
+        }
+
+    async def aclose(self) -> None:
+        """Remove the private runsc state directory and root filesystem skeleton."""
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """Synchronous `aclose`."""
+        if self._rootfs is not None:
+            shutil.rmtree(self._rootfs.parent, ignore_errors=True)
+            self._rootfs = None
+        if self._own_state:
+            shutil.rmtree(self.state_root, ignore_errors=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _skeleton(self) -> Path:
+        """A root filesystem of empty mount points and the host's merged-/usr links."""
+        if self._rootfs is None:
+            base = Path(tempfile.mkdtemp(prefix="strategos-runsc-rootfs-"))
+            os.chmod(base, 0o755)
+            root = base / "rootfs"
+            root.mkdir(mode=0o755)
+            for name in ("usr", "tmp", "proc", "dev", "workspace", "etc"):
+                (root / name).mkdir(mode=0o755)
+            for name in _ROOT_LINKS:
+                host = Path("/") / name
+                if host.is_symlink():
+                    (root / name).symlink_to(os.readlink(host))
+            (root / "etc" / "passwd").write_text(
+                "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                "nobody:x:65534:65534:nobody:/workspace:/usr/sbin/nologin\n"
+            )
+            (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+            (root / "etc" / "hostname").write_text("sandbox\n")
+            self._rootfs = root
+        return self._rootfs
+
+    async def _ensure_usable(self) -> None:
+        if self._probed:
+            return
+        result = await self._run({}, ["/usr/bin/true"], SandboxLimits(timeout_s=30, disk_mb=1), [])
+        if not result.ok:
+            raise SandboxUnavailable(
+                f"gVisor (`{self.runsc} {' '.join(self.global_flags())} run`) cannot start a "
+                f"container on this host (exit {result.exit_code}, timed out: {result.timed_out}):"
+                f" {result.stderr.strip()[-800:] or 'no message'}. Try another platform "
+                "(GVisorSandbox(platform='ptrace')) or check that cgroups are writable."
+            )
+        self._probed = True
+
+    async def _run(
+        self,
+        paths: Mapping[PurePosixPath, str],
+        command: list[str],
+        limits: SandboxLimits,
+        wanted: Sequence[PurePosixPath],
+    ) -> SandboxResult:
+        container_id = secrets.token_hex(8)
+        workspace, bundle = await asyncio.to_thread(self._prepare, container_id, paths, limits)
+        try:
+            spec = self.spec(container_id, workspace.path, command, limits)
+            (bundle / "config.json").write_text(json.dumps(spec))
+            result = await self._execute(container_id, bundle, limits)
+            if wanted:
+                files = await asyncio.to_thread(workspace.collect, wanted, _COLLECT_MAX_BYTES)
+                result = result.model_copy(update={"files": files})
+            return result
+        finally:
+            await asyncio.to_thread(_cleanup, workspace, bundle)
+
+    def _prepare(
+        self, container_id: str, paths: Mapping[PurePosixPath, str], limits: SandboxLimits
+    ) -> tuple[Workspace, Path]:
+        workspace = Workspace.create(
+            self.workspace_root, size_mb=limits.disk_mb, owner=SANDBOX_UID, use_tmpfs=True
+        )
+        try:
+            workspace.write(paths)
+            bundle = Path(tempfile.mkdtemp(prefix=f"strategos-runsc-{container_id}-"))
+        except BaseException:
+            workspace.remove()
+            raise
+        return workspace, bundle
+
+    async def _execute(
+        self, container_id: str, bundle: Path, limits: SandboxLimits
+    ) -> SandboxResult:
+        argv = [self.runsc, *self.global_flags(), "run", "--bundle", str(bundle), container_id]
+        out = _CappedBuffer(limits.max_output_bytes)
+        err = _CappedBuffer(limits.max_output_bytes)
+        start = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxUnavailable(f"Could not start runsc ({self.runsc}): {exc}.") from exc
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            asyncio.ensure_future(out.drain(proc.stdout)),
+            asyncio.ensure_future(err.drain(proc.stderr)),
+        ]
+        waiter = asyncio.ensure_future(proc.wait())
+        seen: dict[str, int] = {}
+        watchdog = asyncio.ensure_future(_cpu_watchdog(container_id, limits.cpu_s, seen))
+        finished = asyncio.gather(waiter, *readers)
+        racers: list[asyncio.Future[Any]] = [finished, watchdog]
+        timed_out = cpu_exceeded = False
+        try:
+            done, _ = await asyncio.wait(
+                racers, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if finished not in done:
+                cpu_exceeded = watchdog in done
+                timed_out = not cpu_exceeded
+                await self._destroy(container_id, proc, waiter)
+            exit_code = await waiter
+            duration = time.monotonic() - start
+            _, unfinished = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+            for task in unfinished:
+                task.cancel()
+        except BaseException:
+            try:
+                await self._destroy(container_id, proc, waiter)
+            finally:
+                waiter.cancel()
+                for task in readers:
+                    task.cancel()
+            raise
+        finally:
+            watchdog.cancel()
+            finished.cancel()
+            # `runsc run` deletes the container when it exits; make sure of it on every path.
+            await self._delete(container_id)
+        hits: list[LimitHit] = []
+        if timed_out:
+            hits.append("timeout")
+        if cpu_exceeded or exit_code in (128 + signal.SIGXCPU, -signal.SIGXCPU):
+            hits.append("cpu")
+        if exit_code in (128 + signal.SIGXFSZ, -signal.SIGXFSZ):
+            hits.append("file_size")
+        near_limit = seen.get("memory_peak", 0) >= 0.9 * seen.get("memory_limit", 1 << 62)
+        if seen.get("memory_failcnt", 0) > 0 or (exit_code != 0 and near_limit):
+            hits.append("memory")
+        if out.truncated or err.truncated:
+            hits.append("output")
+        return SandboxResult(
+            exit_code=exit_code,
+            stdout=out.text(),
+            stderr=err.text(),
+            timed_out=timed_out,
+            duration_s=round(duration, 3),
+            output_truncated=out.truncated or err.truncated,
+            limits_hit=tuple(hits),
+        )
+
+    async def _destroy(
+        self, container_id: str, proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]
+    ) -> None:
+        """Kill every process of the container, then make sure `runsc run` itself is gone."""
+        await self._runsc_quiet("kill", "--all", container_id, "KILL")
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), _KILL_GRACE_S)
+        except TimeoutError:
+            await self._delete(container_id)
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            await waiter
+
+    async def _delete(self, container_id: str) -> None:
+        if (self.state_root / container_id).exists() or any(
+            self.state_root.glob(f"*{container_id}*")
+        ):
+            await self._runsc_quiet("delete", "--force", container_id)
+
+    async def _runsc_quiet(self, *args: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            self.runsc,
+            *self.global_flags(),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await asyncio.wait_for(proc.wait(), _KILL_GRACE_S * 2)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+async def _cpu_watchdog(container_id: str, cpu_s: int, seen: dict[str, int]) -> None:
+    """Return once the container's cgroup has used more than `cpu_s` CPU seconds.
+
+    This runsc does not enforce RLIMIT_CPU inside the Sentry, so the limit is applied from the
+    host: `cpuacct.usage` of the container's cgroup counts the Sentry's work for the code (a
+    little more than the code's own CPU time, so the limit errs on the strict side). Never
+    returns when the hierarchy is not there.
+    Meanwhile it notes in `seen` the container's memory limit, peak usage and limit hits
+    (runsc removes the cgroup with the container, so they are read while it runs).
+    """
+    own = _own_cgroup_paths()
+    name = f"strategos-gvisor-{container_id}"
+    usage = CGROUP_ROOT / "cpuacct" / own.get("cpuacct", "/").lstrip("/") / name / "cpuacct.usage"
+    memory = CGROUP_ROOT / "memory" / own.get("memory", "/").lstrip("/") / name
+    budget_ns = cpu_s * 1_000_000_000
+    while True:
+        await asyncio.sleep(_CPU_POLL_S)
+        with contextlib.suppress(OSError, ValueError):
+            seen["memory_limit"] = int((memory / "memory.limit_in_bytes").read_text())
+            peak = int((memory / "memory.max_usage_in_bytes").read_text())
+            failed = int((memory / "memory.failcnt").read_text())
+            seen["memory_peak"] = max(seen.get("memory_peak", 0), peak)
+            seen["memory_failcnt"] = max(seen.get("memory_failcnt", 0), failed)
+        try:
+            used = int(usage.read_text())
+        except (OSError, ValueError):
+            continue
+        if used > budget_ns:
+            return
+
+
+def _close_at_exit(ref: weakref.ReferenceType[GVisorSandbox]) -> None:
+    sandbox = ref()
+    if sandbox is not None:
+        sandbox.close()
+
+
+def _cleanup(workspace: Workspace, bundle: Path) -> None:
+    try:
+        workspace.remove()
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)

@@ -11,6 +11,7 @@ GOAL ?= Write a function slugify(title: str) -> str that lowercases the title, t
 APPROVE ?= $(shell [ -t 0 ] && echo ask || echo auto)
 OUT ?= out
 
+export GOAL
 export LANGGRAPH_CLI_NO_ANALYTICS := 1
 export LANGGRAPH_NO_VERSION_CHECK := true
 
@@ -22,7 +23,7 @@ help:
 	@echo "make lint   - ruff and mypy --strict"
 
 run: setup model
-	$(BIN)/strategos run "$(GOAL)" --approve $(APPROVE) --out $(OUT)
+	$(BIN)/strategos run "$$GOAL" --approve $(APPROVE) --out $(OUT)
 
 test: setup services model
 	$(BIN)/python -m pytest -q -ra tests

@@ -130,6 +130,15 @@ class Sandbox(Protocol):
         ...
 
 
+def validate_command(command: Sequence[str]) -> None:
+    """Reject a command given as one string (it would be split nowhere) or an empty one."""
+    if isinstance(command, str) or not command:
+        raise ValueError(
+            f"command must be a non-empty list of arguments, e.g. ['python3', 'main.py'], "
+            f"not {command!r}."
+        )
+
+
 def validate_workspace_path(key: str) -> PurePosixPath:
     """Check a `files` key and return it as a path; reject anything that could escape.
 

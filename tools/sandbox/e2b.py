@@ -30,6 +30,7 @@ from tools.sandbox.base import (
     SandboxLimits,
     SandboxResult,
     SandboxUnavailable,
+    validate_command,
     validate_workspace_path,
 )
 
@@ -231,11 +232,7 @@ class E2BSandbox:
         collect: Sequence[str] = (),
     ) -> SandboxResult:
         """Create a sandbox, run `command` over `files` in it, return the result, kill it."""
-        if isinstance(command, str) or not command:
-            raise ValueError(
-                f"command must be a non-empty list of arguments, e.g. ['python3', 'main.py'], "
-                f"not {command!r}."
-            )
+        validate_command(command)
         limits = limits or SandboxLimits()
         cell = build_cell(files, command, limits, collect)
         try:

@@ -38,6 +38,7 @@ from tools.sandbox.base import (
     SandboxLimits,
     SandboxResult,
     SandboxUnavailable,
+    validate_command,
     validate_workspace_path,
 )
 from tools.sandbox.cgroups import CGROUP_ROOT, _own_cgroup_paths
@@ -195,11 +196,7 @@ class GVisorSandbox:
         collect: Sequence[str] = (),
     ) -> SandboxResult:
         """Copy `files` into a fresh workspace, run `command` in a new container, clean up."""
-        if isinstance(command, str) or not command:
-            raise ValueError(
-                f"command must be a non-empty list of arguments, e.g. ['python3', 'main.py'], "
-                f"not {command!r}."
-            )
+        validate_command(command)
         limits = limits or SandboxLimits()
         paths = {validate_workspace_path(key): content for key, content in files.items()}
         wanted = [validate_workspace_path(name) for name in collect]

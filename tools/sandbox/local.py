@@ -51,6 +51,7 @@ from tools.sandbox.base import (
     SandboxLimits,
     SandboxResult,
     SandboxUnavailable,
+    validate_command,
     validate_workspace_path,
 )
 from tools.sandbox.cgroups import CgroupSupport, RunCgroup, detect_cgroups
@@ -508,11 +509,7 @@ class LocalSandbox:
 
         `collect` names workspace files to read back into `SandboxResult.files`.
         """
-        if isinstance(command, str) or not command:
-            raise ValueError(
-                f"command must be a non-empty list of arguments, e.g. ['python3', 'main.py'], "
-                f"not {command!r}."
-            )
+        validate_command(command)
         limits = limits or SandboxLimits()
         paths = {validate_workspace_path(key): content for key, content in files.items()}
         wanted = [validate_workspace_path(name) for name in collect]

@@ -1,4 +1,9 @@
-"""Approval: pauses the graph with `interrupt()` until a human approves or rejects delivery."""
+"""Approval: pauses the graph with `interrupt()` until a human approves or rejects.
+
+Two kinds of question reach a human: the team's delivery (the `approval` node, whose answer the
+supervisor acts on) and any tool call the gateway's policy holds (`interrupt_approver`, passed
+to the gateway as the call's approver). Both are typed payloads a terminal or UI renders.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from pydantic import ValidationError
 from graphs.context import TeamContext
 from graphs.state import ApprovalRequest, ApprovalResume, TeamState
 from service import deps
+from tools.gateway import ApprovalDecision, Approver
+from tools.gateway import ApprovalRequest as ToolApprovalRequest
 
 
 def describe(state: TeamState, destination: str) -> ApprovalRequest:
@@ -61,3 +68,24 @@ async def approval(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str,
         "steps": 1,
         "messages": [AIMessage(note, name="approval")],
     }
+
+
+async def interrupt_approver(request: ToolApprovalRequest) -> ApprovalDecision:
+    """Ask a human about one tool call: pauses the graph until `Command(resume=...)`.
+
+    On resume the node runs again from its start and the gateway reaches this point again;
+    `interrupt()` then returns the answer instead of pausing.
+    """
+    answer = parse_resume(interrupt(request.model_dump(mode="json")))
+    return ApprovalDecision(approved=answer.approved, comment=answer.comment, approver="human")
+
+
+def recorded_approver(decision: ApprovalResume, approver: str) -> Approver:
+    """An approver that answers with a decision the graph already has (no second question)."""
+
+    async def answer(_request: ToolApprovalRequest) -> ApprovalDecision:
+        return ApprovalDecision(
+            approved=decision.approved, comment=decision.comment, approver=approver
+        )
+
+    return answer

@@ -102,6 +102,12 @@ def _show_request(request: Any) -> None:
         console.print(f"[red]approval needed:[/] {request}")
         return
     console.rule("[bold red]approval needed")
+    if request.get("kind") == "tool_approval":
+        # A tool call the gateway's policy holds for a human (nodes.approval.interrupt_approver).
+        console.print(f"tool: {request.get('tool')} {request.get('version')}")
+        console.print(f"arguments: {json.dumps(request.get('args'), indent=2)[:2000]}")
+        console.print(f"why: {request.get('reason')}")
+        return
     console.print(f"action: {request.get('action')} → {request.get('destination')}")
     console.print(f"files: {', '.join(request.get('files', []))}")
     console.print(f"tests: {request.get('tests')}")

@@ -14,8 +14,9 @@ raises for anything the model did wrong) after these steps, in this order:
 5. **policy, argument rules** (paths inside the workspace, size);
 6. **approval** when the policy says so: a decision already recorded for this call is reused
    (a resumed graph does not ask twice), otherwise `ApprovalRequested` is logged and the
-   pluggable async `approver` is awaited (in the graph it calls `interrupt()`, which works by
-   raising, so exceptions from the approver propagate), then `ApprovalGiven`/`ApprovalRejected`;
+   pluggable async approver (the call's own, else the gateway's) is awaited (in the graph it
+   calls `interrupt()`, which works by raising, so exceptions from the approver propagate),
+   then `ApprovalGiven`/`ApprovalRejected`;
 7. **ledger**: tools whose side-effect class is in `ledger_classes` (all but `read_only` by
    default) are claimed with `begin`; a completed call is **replayed** from its record without
    running; a call running elsewhere is awaited; a call whose worker died mid-run is re-run only
@@ -61,6 +62,7 @@ __all__ = [
     "CallContext",
     "ErrorCode",
     "ObservationError",
+    "SandboxLimits",
     "ToolGateway",
     "ToolObservation",
 ]
@@ -157,6 +159,8 @@ class CallContext:
     pii: PiiVault | None = None
     memory: MemorySearch | None = None
     limits: SandboxLimits | None = None
+    approver: Approver | None = None
+    """This call's approver (a graph node passes its `interrupt()`), else the gateway's."""
 
 
 _DEFAULT_LEDGERED: frozenset[SideEffect] = frozenset({"idempotent", "side_effect", "dangerous"})
@@ -399,12 +403,13 @@ class ToolGateway:
             await self._event(
                 ctx, "ApprovalRequested", call.key, call.spec, request.model_dump(mode="json")
             )
-        if self.approver is None:
+        approver = ctx.approver or self.approver
+        if approver is None:
             decision = ApprovalDecision(
                 approved=False, comment="no approver is configured for this deployment"
             )
         else:
-            answer = await self.approver(request)
+            answer = await approver(request)
             decision = (
                 answer
                 if isinstance(answer, ApprovalDecision)

@@ -273,6 +273,12 @@ class DirWorkspace:
             raise WorkspaceError(f"Workspace root {self.root} is not a directory.")
         self.max_file_bytes = max_file_bytes
 
+    @classmethod
+    def create(cls, root: Path | str) -> DirWorkspace:
+        """A workspace on `root`, creating the directory (and parents) first."""
+        Path(root).mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
     def _open_dir(self, parts: Sequence[str], *, create: bool) -> int:
         fd = os.open(self.root, _DIR_FLAGS)
         try:

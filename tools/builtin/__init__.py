@@ -6,6 +6,7 @@ from typing import Any
 
 from tools.builtin import (
     apply_patch,
+    deliver_files,
     list_files,
     math_eval,
     read_file,
@@ -20,6 +21,7 @@ __all__ = ["BUILTIN_SPECS", "default_registry"]
 
 BUILTIN_SPECS: tuple[ToolSpec[Any, Any], ...] = (
     apply_patch.SPEC,
+    deliver_files.SPEC,
     list_files.SPEC,
     math_eval.SPEC,
     read_file.SPEC,

@@ -18,12 +18,12 @@ PATCH = REGISTRY.get("apply_patch")
 PY = REGISTRY.get("run_python")
 
 
-def test_default_policy_allows_every_tool_without_approval_for_workspace_edits() -> None:
+def test_default_policy_allows_every_tool_and_asks_only_before_delivery() -> None:
     policy = Policy()
     for spec in REGISTRY.list():
         decision = policy.evaluate(spec, spec.examples[0].args, "acme")
         assert decision.allowed, decision.reason
-        assert not decision.requires_approval, spec.name
+        assert decision.requires_approval == (spec.name == "deliver_files"), spec.name
 
 
 def test_global_and_tenant_deny_patterns() -> None:

@@ -41,6 +41,7 @@ def ids(item: Any) -> str:
 def test_default_registry_has_every_builtin() -> None:
     assert REGISTRY.names() == [
         "apply_patch",
+        "deliver_files",
         "list_files",
         "math_eval",
         "read_file",

@@ -48,3 +48,5 @@ class TeamContext:
     """Injected episodic memory (in-process only)."""
     gateway: SkipJsonSchema[Any] = Field(default=None, exclude=True)
     """Injected tool gateway (in-process only)."""
+    memory_graph: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+    """Injected memory graph: a MemoryGraph or a graph backend (in-process only)."""

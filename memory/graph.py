@@ -339,6 +339,12 @@ class MemoryGraph:
         self.namespace = namespace
         self._clock = clock
 
+    def in_namespace(self, namespace: str) -> MemoryGraph:
+        """The same backend and clock scoped to another namespace (one tenant's memories)."""
+        if namespace == self.namespace:
+            return self
+        return MemoryGraph(self.backend, namespace=namespace, clock=self._clock)
+
     def ensure_indexes(self) -> None:
         """Create the (ns, key) indexes the backend supports; safe to call on every start."""
         ensure = getattr(self.backend, "ensure_indexes", None)

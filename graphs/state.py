@@ -155,6 +155,24 @@ def union_sorted(left: list[str] | None, right: list[str] | None) -> list[str]:
     return sorted({*(left or []), *(right or [])})
 
 
+class WorkingDigest(TypedDict):
+    """What working memory keeps of the messages folded out of `messages`."""
+
+    summary: str
+    """Running summary of the folded messages; each fold summarises the previous summary too."""
+    paged_out: int
+    """How many messages were folded (and paged out to episodic memory, when it is on)."""
+    paged_out_tokens: int
+    """Their size in tokens: what every prompt would cost on top without paging."""
+
+
+def newer_digest(left: WorkingDigest | None, right: WorkingDigest | None) -> WorkingDigest | None:
+    """Keep the digest that has folded more: a replayed, older fold never undoes a newer one."""
+    if right is None or (left is not None and right["paged_out"] < left["paged_out"]):
+        return left
+    return right
+
+
 class TeamInput(TypedDict):
     """What a caller provides to start a task."""
 
@@ -189,6 +207,8 @@ class TeamState(TypedDict):
     best: Annotated[Candidate | None, keep_best]
     lessons: NotRequired[list[str]]
     """Lessons from earlier similar tasks, paged in from episodic memory once per task."""
+    working: NotRequired[Annotated[WorkingDigest | None, newer_digest]]
+    """Running summary of the messages folded out of `messages`, so checkpoints stay small."""
     feedback: NotRequired[str]
     """What the coder should fix next (test failures, review, or a human comment)."""
     approval: NotRequired[ApprovalDecision | None]

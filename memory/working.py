@@ -14,8 +14,10 @@ once more as a whole, so the budget holds even where per-part counts do not add 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_IMPORTANCE",
     "AssembledPrompt",
     "CharTokenCounter",
+    "FallbackTokenCounter",
     "HttpTokenizer",
     "PinnedOverBudget",
     "Summarizer",
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 Summarizer = Callable[[Sequence[str]], str]
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -76,6 +81,8 @@ class HttpTokenizer:
     """Counts with llama-server's `/tokenize` (POST {"content": …} → {"tokens": […]}).
 
     Counts are cached by content hash: assembly counts the same turns again on every call.
+    The cache is shared by the threads assembly runs in (it runs off the event loop), hence
+    the lock; the HTTP call itself is made outside it.
     """
 
     def __init__(
@@ -91,16 +98,18 @@ class HttpTokenizer:
         self._owns = client is None
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def count(self, text: str) -> int:
         """Tokens in `text` according to the server (no special tokens added)."""
         if not text:
             return 0
         key = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
         try:
             response = self._client.post(self.url, json={"content": text})
             response.raise_for_status()
@@ -110,9 +119,10 @@ class HttpTokenizer:
         if not isinstance(tokens, list):
             raise TokenizerError(f"tokenize at {self.url} returned no token list")
         n = len(tokens)
-        self._cache[key] = n
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = n
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return n
 
     def close(self) -> None:
@@ -121,9 +131,34 @@ class HttpTokenizer:
             self._client.close()
 
 
+class FallbackTokenCounter:
+    """The exact counter while it answers, an estimate for good once it fails.
+
+    A prompt must still be built when the tokenizer endpoint is down or a tokenizer cannot
+    load its vocabulary (tiktoken downloads it on first use); the estimate errs high.
+    """
+
+    def __init__(self, primary: TokenCounter, fallback: TokenCounter | None = None) -> None:
+        self.primary: TokenCounter | None = primary
+        self.fallback: TokenCounter = fallback or CharTokenCounter(3.0)
+
+    def count(self, text: str) -> int:
+        """Count with the primary counter, or with the fallback once the primary has failed."""
+        primary = self.primary
+        if primary is not None:
+            try:
+                return primary.count(text)
+            except Exception as exc:  # any tokenizer failure means "estimate from now on"
+                logger.warning("token counting falls back to an estimate: %s", exc)
+                self.primary = None
+        return self.fallback.count(text)
+
+
 # -- summarisation --------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# "…" ends a sentence too: a shortened sentence must split off again when the summary is
+# summarised once more (recursive summarisation re-reads its own output).
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _KEY_SENTENCE = re.compile(
     r"\b(error|fail|failed|failing|exception|traceback|must|never|always|decid\w*|fix\w*|"
     r"pass(?:ed|es)?|todo|because)\b",
@@ -252,6 +287,11 @@ DEFAULT_IMPORTANCE: dict[str, float] = {
 }
 
 
+def _as_sentence(text: str) -> str:
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?…" else text + "."
+
+
 def _words(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text)}
 
@@ -333,13 +373,22 @@ class WorkingMemory:
             self.compact()
         return turn
 
-    def compact(self) -> list[Turn]:
-        """Fold all but the `keep_recent` newest turns into the summary and page them out."""
+    def compact(self, keep: int | None = None) -> list[Turn]:
+        """Fold all but the `keep` (default `keep_recent`) newest turns into the summary.
+
+        The folded turns are paged out to episodic memory when there is one, after the summary
+        and window are updated (a failed page-out loses no context). Each turn is folded as a
+        sentence, so the next summary can split this one again.
+        """
+        keep = self.keep_recent if keep is None else max(keep, 0)
         turns = self.state.turns
-        if len(turns) <= self.keep_recent:
+        if len(turns) <= keep:
             return []
-        old, self.state.turns = turns[: -self.keep_recent], turns[-self.keep_recent :]
-        inputs = split_sentences(self.state.summary) + [f"{t.role}: {t.content}" for t in old]
+        cut = len(turns) - keep
+        old, self.state.turns = turns[:cut], turns[cut:]
+        inputs = split_sentences(self.state.summary) + [
+            _as_sentence(f"{t.role}: {t.content}") for t in old
+        ]
         self.state.summary = self.summarize(inputs)
         if self.episodic is not None:
             now = self.episodic.now()

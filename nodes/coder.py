@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from graphs.context import TeamContext
 from graphs.state import TeamState
+from memory import taskgraph
 from memory.reflexion import lesson_texts
-from nodes.prompts import load_prompt
+from nodes.prompting import Section, build_prompt, goal_section
 from service import deps
 from service.models import StructuredOutputError, structured_call
 from service.settings import get_settings
@@ -22,6 +23,7 @@ from tools.checks import parse_quietly
 
 MAIN_FILE = "solution.py"
 LESSONS_K = 3
+FIXES_K = 3
 
 
 class FileEdit(BaseModel):
@@ -55,18 +57,19 @@ class CodeEdit(BaseModel):
     summary: str = Field(default="", max_length=500)
 
 
-def _request(state: TeamState) -> str:
-    parts = [f"Goal:\n{state['goal'].strip()}"]
+def _sections(state: TeamState) -> tuple[list[Section], list[Section]]:
+    """(pinned, required) parts of the coder's prompt: a repair needs the code and failures."""
+    pinned = [goal_section(state)]
     if state.get("entry_point"):
-        parts.append(f"The function to implement is `{state['entry_point']}`.")
+        pinned.append(Section("", f"The function to implement is `{state['entry_point']}`."))
+    required: list[Section] = []
     current = state.get("files", {}).get(MAIN_FILE)
     if current and state.get("feedback"):
-        parts.append(f"Current {MAIN_FILE}:\n{current}")
-    if lessons := state.get("lessons"):
-        parts.append("Lessons from earlier similar tasks:\n" + "\n".join(f"- {x}" for x in lessons))
+        required.append(Section(f"Current {MAIN_FILE}", current, keep="both"))
     if feedback := state.get("feedback"):
-        parts.append(f"Fix these problems:\n{feedback}")
-    return "\n\n".join(parts)
+        # Ground-truth failures come first in the feedback: keep its head when shortened.
+        required.append(Section("Fix these problems", feedback, keep="head"))
+    return pinned, required
 
 
 async def _page_in_lessons(state: TeamState, ctx: TeamContext, task_id: str) -> list[str]:
@@ -77,10 +80,21 @@ async def _page_in_lessons(state: TeamState, ctx: TeamContext, task_id: str) -> 
     return lesson_texts(hits, exclude_task=task_id)
 
 
+async def _known_fixes(state: TeamState, ctx: TeamContext) -> list[str]:
+    """For a repair: how the same errors were resolved before (the memory graph)."""
+    runs = state.get("test_runs", [])
+    if not state.get("feedback") or not runs:
+        return []
+    graph = await deps.get_memory_graph(ctx)
+    if graph is None:
+        return []
+    errors = taskgraph.run_errors(runs[-1])
+    return await asyncio.to_thread(taskgraph.known_fixes, graph, errors, ctx.tenant, FIXES_K)
+
+
 async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Produce the next version of the code from the goal and the latest feedback."""
     ctx = deps.context_of(runtime.context)
-    prompt = load_prompt("coder")
     update: dict[str, Any] = {}
     if "lessons" not in state:
         thread_id = str(get_config().get("configurable", {}).get("thread_id", ""))
@@ -91,11 +105,22 @@ async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, An
                 {"role": "coder", "event": "recalled lessons", "count": len(state["lessons"])}
             )
     runtime.stream_writer({"role": "coder", "event": "writing", "iteration": state["iteration"]})
+    attempt = state["iteration"] + 1
+    pinned, required = _sections(state)
+    fixes = await _known_fixes(state, ctx)
+    built = await build_prompt(
+        "coder",
+        state,
+        ctx,
+        pinned=pinned,
+        required=required,
+        memories=[*fixes, *state.get("lessons", [])],
+    )
     try:
         edit, usage = await structured_call(
             await deps.get_model(ctx),
-            prompt.text,
-            _request(state),
+            built.system,
+            built.user,
             CodeEdit,
             retries=get_settings().structured_retries,
             # A repair decoded greedily tends to return the very code that failed.
@@ -109,7 +134,13 @@ async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, An
             "iteration": 1,
             "steps": 1,
             "usage": exc.usage,
-            "messages": [AIMessage(f"coder: no valid edit ({exc})"[:600], name="coder")],
+            "messages": [
+                AIMessage(
+                    f"coder: no valid edit ({exc})"[:600],
+                    name="coder",
+                    additional_kwargs={"iteration": attempt},
+                )
+            ],
         }
     files = {item.path: item.content for item in edit.files}
     summary = edit.summary or f"wrote {', '.join(sorted(files))}"
@@ -121,5 +152,7 @@ async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, An
         "steps": 1,
         "usage": usage,
         "feedback": "",
-        "messages": [AIMessage(f"coder: {summary}", name="coder")],
+        "messages": [
+            AIMessage(f"coder: {summary}", name="coder", additional_kwargs={"iteration": attempt})
+        ],
     }

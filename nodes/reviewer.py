@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, JsonValue
 
 from graphs.context import TeamContext
 from graphs.state import CheckResult, ReviewVerdict, TeamState
-from nodes.prompts import load_prompt
+from nodes.prompting import Section, build_prompt, goal_section
 from service import deps
 from service.models import StructuredOutputError, structured_call
 from service.settings import get_settings
@@ -47,19 +47,24 @@ def _failing_model_checks(state: TeamState) -> list[CheckResult]:
     return [c for c in runs[-1]["checks"] if c["source"] == "model" and not c["passed"]]
 
 
-def _request(state: TeamState, disputed: list[CheckResult]) -> str:
+def _required(state: TeamState, disputed: list[CheckResult]) -> list[Section]:
+    """What the reviewer must see whole if it can: the code, and the tests in dispute."""
     code = state.get("files", {}).get("solution.py", "") or "\n\n".join(
         f"# {path}\n{content}" for path, content in state.get("files", {}).items()
     )
-    parts = [f"Specification:\n{state['goal'].strip()}", f"Code:\n{code}"]
+    required = [Section("Code", code, keep="both")]
     if disputed:
         listed = "\n".join(f"{n}. {c['error']}" for n, c in enumerate(disputed, start=1))
-        parts.append(
-            "These tests written by our tester fail. For each, decide whether the test "
-            f"contradicts the specification (list its number in wrong_tests) or the code is wrong:"
-            f"\n{listed}"
+        required.append(
+            Section(
+                "",
+                "These tests written by our tester fail. For each, decide whether the test "
+                "contradicts the specification (list its number in wrong_tests) or the code is "
+                f"wrong:\n{listed}",
+                keep="head",
+            )
         )
-    return "\n\n".join(parts)
+    return required
 
 
 def _claims(
@@ -91,11 +96,18 @@ async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str,
     ctx = deps.context_of(runtime.context)
     disputed = _failing_model_checks(state)
     runtime.stream_writer({"role": "reviewer", "event": "reviewing", "disputed": len(disputed)})
+    built = await build_prompt(
+        "reviewer",
+        state,
+        ctx,
+        pinned=[goal_section(state, "Specification")],
+        required=_required(state, disputed),
+    )
     try:
         review, usage = await structured_call(
             await deps.get_model(ctx),
-            load_prompt("reviewer").text,
-            _request(state, disputed),
+            built.system,
+            built.user,
             Review,
             retries=get_settings().structured_retries,
         )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from graphs.context import TeamContext
 from graphs.state import TeamState, TestRun, Usage
 from graphs.state import run_score as score
-from nodes.prompts import load_prompt
+from nodes.prompting import Section, build_prompt, fold_history, goal_section
 from service import deps
 from service.models import StructuredOutputError, structured_call
 from service.settings import get_settings
@@ -80,15 +80,19 @@ def _finish(ctx: TeamContext, reason: str = "", **update: Any) -> Command[Worker
 
 
 async def _ask_model(state: TeamState, ctx: TeamContext) -> tuple[RouteDecision | None, Usage]:
-    request = (
-        f"Goal:\n{state['goal'].strip()}\n\nAttempts so far: {state['iteration']}. "
-        f"Latest failures:\n{state.get('feedback', '')}"
+    latest = Section(
+        "",
+        f"Attempts so far: {state['iteration']}. Latest failures:\n{state.get('feedback', '')}",
+        keep="head",
+    )
+    built = await build_prompt(
+        "supervisor", state, ctx, pinned=[goal_section(state)], required=[latest]
     )
     try:
         return await structured_call(
             await deps.get_model(ctx),
-            load_prompt("supervisor").text,
-            request,
+            built.system,
+            built.user,
             RouteDecision,
             retries=get_settings().structured_retries,
         )
@@ -203,9 +207,28 @@ def _after_approval(state: TeamState, ctx: TeamContext) -> Command[Worker]:
     return _to("coder", "delivery rejected; addressing the comment", feedback=f"- {comment}")
 
 
+def _with_update(command: Command[Worker], extra: dict[str, Any]) -> Command[Worker]:
+    """`command` carrying `extra` too (messages are concatenated, not replaced)."""
+    if not extra:
+        return command
+    update: dict[str, Any] = dict(command.update or {})
+    for key, value in extra.items():
+        update[key] = [*value, *update.get(key, [])] if key == "messages" else value
+    return Command(goto=command.goto, update=update)
+
+
 async def supervisor(state: TeamState, runtime: Runtime[TeamContext]) -> Command[Worker]:
-    """Decide who works next."""
+    """Decide who works next, and fold old messages into the running summary.
+
+    Folding here (the supervisor sees every step) keeps the state's history bounded for every
+    agent; routing then reads the folded state, as the next worker will.
+    """
     ctx = deps.context_of(runtime.context)
+    folded = await fold_history(state, ctx)
+    if folded:
+        removed = {m.id for m in folded["messages"]}
+        messages = [m for m in state.get("messages", []) if m.id not in removed]
+        state = {**state, "messages": messages, "working": folded["working"]}
     last = state.get("next")
     if last == "approval":
         command = _after_approval(state, ctx)
@@ -222,4 +245,4 @@ async def supervisor(state: TeamState, runtime: Runtime[TeamContext]) -> Command
     else:
         command = _to("tester")
     runtime.stream_writer({"role": "supervisor", "event": "route", "next": command.goto})
-    return command
+    return _with_update(command, folded)

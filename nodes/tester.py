@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -16,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from graphs.context import TeamContext
 from graphs.state import Candidate, CheckResult, TeamState, TestRun, Usage, run_score
-from nodes.prompts import load_prompt
-from service import deps
+from nodes.prompting import Section, build_prompt, goal_section
+from service import deps, tasks
 from service.models import StructuredOutputError, structured_call
 from service.settings import get_settings
 from tools.builtin.run_tests import RunTestsResult
@@ -30,9 +29,8 @@ from tools.checks import (
     entry_point_of,
     extract_spec_checks,
 )
-from tools.gateway import CallContext
+from tools.gateway import CallContext, SandboxLimits
 from tools.registry import MemoryWorkspace
-from tools.sandbox import SandboxLimits
 
 MAX_MODEL_CASES = 6
 MAX_FEEDBACK_LINES = 8
@@ -58,11 +56,15 @@ def _valid_cases(suite: TestSuite, entry_point: str, spec: list[Check]) -> list[
 async def _write_model_tests(
     state: TeamState, ctx: TeamContext, entry_point: str, spec: list[Check]
 ) -> tuple[list[str], Usage | None]:
-    prompt = load_prompt("tester")
-    request = f"Specification:\n{state['goal'].strip()}\n\nFunction: {entry_point}"
+    built = await build_prompt(
+        "tester",
+        state,
+        ctx,
+        pinned=[goal_section(state, "Specification"), Section("", f"Function: {entry_point}")],
+    )
     try:
         suite, usage = await structured_call(
-            await deps.get_model(ctx), prompt.text, request, TestSuite, retries=1
+            await deps.get_model(ctx), built.system, built.user, TestSuite, retries=1
         )
     except StructuredOutputError as exc:
         return [], exc.usage
@@ -93,18 +95,6 @@ def feedback_for(run: TestRun) -> str:
         for c in failed[:MAX_FEEDBACK_LINES]
     ]
     return "\n".join(lines)
-
-
-def _append_line(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(line + "\n")
-
-
-def _run_log(ctx: TeamContext, thread_id: str) -> Path:
-    if ctx.run_log:
-        return Path(ctx.run_log)
-    return get_settings().tasks_dir() / thread_id / "test_runs.jsonl"
 
 
 async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
@@ -145,7 +135,7 @@ async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, A
         run, replayed = await _execute(ctx, files, checks, run_id, digest, state["iteration"])
         if not replayed:
             entry = {"run_id": run_id, "iteration": run["iteration"], "at": time.time()}
-            await asyncio.to_thread(_append_line, _run_log(ctx, thread_id), json.dumps(entry))
+            await asyncio.to_thread(tasks.log_test_run, ctx.run_log, thread_id, entry)
     runtime.stream_writer(
         {
             "role": "tester",

@@ -55,6 +55,9 @@ class ScriptedChatModel(BaseChatModel):
 
     script: Script
     calls: int = 0
+    record: bool = False
+    """Keep every call's message texts in `recorded` (tests and benchmarks measure prompts)."""
+    recorded: list[list[str]] = Field(default_factory=list)
 
     @classmethod
     def from_file(cls, path: Path) -> ScriptedChatModel:
@@ -67,7 +70,10 @@ class ScriptedChatModel(BaseChatModel):
 
     def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         role = role_of(messages)
-        prompt = "\n".join(m.content if isinstance(m.content, str) else "" for m in messages)
+        texts = [m.content if isinstance(m.content, str) else "" for m in messages]
+        if self.record:
+            self.recorded.append(texts)
+        prompt = "\n".join(texts)
         for rule in self.script.rules:
             if rule.role != role:
                 continue

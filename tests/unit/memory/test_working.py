@@ -162,3 +162,20 @@ def test_paged_out_turns_come_back_when_relevant(
     assert prompt.tokens <= 400
     explicit = wm.assemble(memories=["hand-picked memory"])
     assert explicit.memories == ("hand-picked memory",)
+
+
+def test_recursive_summary_re_splits_its_own_shortened_sentences() -> None:
+    wm = WorkingMemory(2000, max_turns=50)
+    long_turn = "word " * 80  # one sentence longer than a summary sentence may be
+    wm.add_turn("coder", long_turn + "and no full stop")
+    wm.add_turn("tester", "Test t1 failed on input 1")
+    wm.compact(keep=0)
+    assert wm.state.turns == [] and wm.state.paged_out == 2
+    first = wm.state.summary
+    assert "Test t1 failed on input 1." in first
+    wm.add_turn("tester", "Test t2 failed on input 2.")
+    wm.compact(keep=0)
+    # The shortened sentence ("…") and the unpunctuated turn stay separate sentences, so the
+    # earlier facts survive the second round of summarising.
+    assert "Test t1 failed on input 1." in wm.state.summary
+    assert "Test t2 failed on input 2." in wm.state.summary

@@ -1,11 +1,15 @@
-"""Deliver: writes the approved files and the task report (the sensitive side effect)."""
+"""Deliver: hands the approved files to the `deliver_files` tool and writes the task report.
+
+Delivery is the team's side effect on the world, so it goes through the tool gateway like any
+other tool call: policy and honeypot, the approval (answered by the `approval` step, or asked
+with `interrupt()` when the graph has no answer yet), and the ledger, which replays a delivery
+that completed before a crash instead of writing again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +18,16 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from graphs.context import TeamContext
-from graphs.state import TeamState
+from graphs.state import ApprovalResume, TeamState
+from memory import taskgraph
 from memory.reflexion import lesson_record, lessons_from_task
+from nodes.approval import interrupt_approver, recorded_approver
 from service import deps
+from tools.gateway import Approver, CallContext, ToolObservation
+from tools.registry import DirWorkspace
 
-
-def _write_atomically(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as out:
-        out.write(content)
-    os.replace(tmp, path)
+DELIVER_TOOL = "deliver_files"
+REPORT_FILE = "REPORT.json"
 
 
 REJECTED_PREFIX = "human rejected delivery: "
@@ -60,13 +63,31 @@ async def _store_lessons(state: TeamState, ctx: TeamContext, thread_id: str) -> 
     return len(records)
 
 
-def _write_all(destination: Path, files: dict[str, str]) -> None:
-    for path, content in sorted(files.items()):
-        _write_atomically(destination / path, content)
+async def _record_in_graph(
+    state: TeamState, ctx: TeamContext, thread_id: str, files: dict[str, str]
+) -> None:
+    """Errors met, the fixes that resolved them and the libraries used, for later tasks."""
+    graph = await deps.get_memory_graph(ctx)
+    if graph is None:
+        return
+    await asyncio.to_thread(
+        taskgraph.record_task,
+        graph,
+        tenant=ctx.tenant,
+        task_id=thread_id,
+        goal=state["goal"],
+        entry_point=state.get("entry_point"),
+        test_runs=state.get("test_runs", []),
+        delivered_files=files,
+        summaries=taskgraph.summaries_from_messages(state.get("messages", [])),
+    )
 
 
 def build_report(
-    state: TeamState, delivered: list[str], destination: Path | None
+    state: TeamState,
+    delivered: list[str],
+    destination: Path | None,
+    flags: list[str] | None = None,
 ) -> dict[str, Any]:
     """The task's final report: what was delivered, how it tested, what it cost."""
     best = state.get("best")
@@ -95,33 +116,81 @@ def build_report(
         "prompt_tokens": usage["prompt_tokens"],
         "completion_tokens": usage["completion_tokens"],
         "reviews": len(state.get("reviews", [])),
+        "flags": list(flags or []),
     }
 
 
+async def _deliver_files(
+    state: TeamState,
+    ctx: TeamContext,
+    thread_id: str,
+    destination: Path,
+    files: dict[str, str],
+    report: dict[str, Any],
+) -> ToolObservation:
+    """One `deliver_files` call through the gateway; the key is stable across a resume."""
+    gateway = await deps.get_gateway(ctx)
+    approval = state.get("approval")
+    approver: Approver = interrupt_approver
+    if approval is not None:
+        who = "human" if ctx.approve == "ask" else f"policy ({ctx.approve})"
+        approver = recorded_approver(ApprovalResume.model_validate(approval), who)
+    workspace = await asyncio.to_thread(DirWorkspace.create, destination)
+    outputs = {**files, REPORT_FILE: json.dumps(report, indent=2)}
+    return await gateway.call(
+        DELIVER_TOOL,
+        {
+            "files": [{"path": p, "content": c} for p, c in sorted(outputs.items())],
+            "summary": str(report.get("stop_reason") or "the reviewed solution"),
+        },
+        CallContext(
+            thread_id=thread_id,
+            tool_call_id="deliver",
+            workspace=workspace,
+            tenant_id=ctx.tenant,
+            approver=approver,
+        ),
+    )
+
+
 async def deliver(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-    """Write the best candidate's files when approved; always produce the report."""
+    """Deliver the best candidate's files when approved; always produce the report."""
     ctx = deps.context_of(runtime.context)
     thread_id = str(get_config().get("configurable", {}).get("thread_id", "local"))
     best = state.get("best")
     files = best["files"] if best else state.get("files", {})
     approval = state.get("approval") or {"approved": False, "comment": ""}
+    gateway = await deps.get_gateway(ctx)
+    flags = await gateway.flags(thread_id)
     destination: Path | None = None
     delivered: list[str] = []
+    problem = ""
     if approval["approved"] and files:
         destination = deps.out_dir(ctx, thread_id)
-        delivered = sorted(files)
-    report = build_report(state, delivered, destination)
-    if destination is not None:
-        outputs = {**files, "REPORT.json": json.dumps(report, indent=2)}
-        await asyncio.to_thread(_write_all, destination, outputs)
+        report = build_report(state, sorted(files), destination, flags)
+        observation = await _deliver_files(state, ctx, thread_id, destination, files, report)
+        if observation.ok:
+            delivered = sorted(files)
+            runtime.stream_writer(
+                {"role": "deliver", "event": "tool", "replayed": observation.replayed}
+            )
+        else:
+            problem = observation.error.message if observation.error else "delivery failed"
+            flags = [*flags, *observation.flags]
+            destination = None
+    report = build_report(state, delivered, destination, flags)
+    if problem:
+        report["delivery_error"] = problem
     stored = await _store_lessons(state, ctx, thread_id)
     if stored:
         runtime.stream_writer({"role": "deliver", "event": "stored lessons", "count": stored})
+    await _record_in_graph(state, ctx, thread_id, files)
     runtime.stream_writer({"role": "deliver", "event": report["status"], "files": delivered})
+    reason = problem or approval["comment"] or state.get("stop_reason", "")
     text = (
         f"deliver: wrote {', '.join(delivered)} to {destination}"
         if delivered
-        else f"deliver: nothing written ({approval['comment'] or state.get('stop_reason', '')})"
+        else f"deliver: nothing written ({reason})"
     )
     return {
         "delivered": delivered,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -12,7 +13,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, field_validator
 
 from graphs.context import TeamContext
-from service.settings import Settings
+from service.settings import Settings, get_settings
 
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -82,3 +83,12 @@ def load(settings: Settings, task_id: str) -> TaskRecord:
     if not path.exists():
         raise TaskNotFoundError(f"no task {task_id!r} under {settings.tasks_dir()}")
     return TaskRecord.model_validate_json(path.read_text())
+
+
+def log_test_run(run_log: str | None, task_id: str, entry: dict[str, object]) -> None:
+    """Append one executed sandbox test run to the task's JSONL log (for people and audits)."""
+    settings = get_settings()
+    path = Path(run_log) if run_log else task_dir(settings, task_id) / "test_runs.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")

@@ -176,3 +176,61 @@ def test_on_a_terminal_the_user_rejects_then_approves_inline(tmp_path: Path) -> 
     assert proc.wait(timeout=30) == 0
     os.close(leader)
     assert (out / "solution.py").read_text() == documented
+
+
+def test_killed_right_after_delivery_resumes_without_delivering_twice(
+    tmp_path: Path, pg_url: str
+) -> None:
+    script = write_script(
+        tmp_path / "script.json",
+        [
+            {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
+            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
+            {"role": "reviewer", "reply": review_reply()},
+        ],
+    )
+    counter = tmp_path / "deliveries"
+    env = cli_env(
+        tmp_path,
+        STRATEGOS_SCRIPTED_MODEL=str(script),
+        STRATEGOS_DATABASE_URL=pg_url,
+        DELIVERY_COUNTER=str(counter),
+    )
+    out = tmp_path / "out"
+    instrumented = [sys.executable, "-m", "tests.e2e.instrumented_cli"]
+    killed = subprocess.run(
+        [*instrumented, "run", GOAL, "--out", str(out), "--approve", "auto", "--task-id", "d1"],
+        cwd=REPO,
+        env={**env, "DIE_AFTER_DELIVERY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    # The files are out, the delivery is recorded, but the graph never checkpointed it.
+    assert (out / "solution.py").read_text() == RIGHT_ADD
+    assert counter.read_text().count("\n") == 1
+    written = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+    shown = strategos(["show", "d1", "--json"], env)
+    assert json.loads(shown.stdout)["status"] == "interrupted before deliver"
+
+    resumed = subprocess.run(
+        [*instrumented, "resume", "d1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "delivered" in resumed.stdout
+    # The tool did not run again: one execution, and the very same files (a rewrite would
+    # replace each file with a new inode).
+    assert counter.read_text().count("\n") == 1
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()} == written
+    report = json.loads((out / "REPORT.json").read_text())
+    assert report["status"] == "delivered" and report["files"] == ["solution.py"]

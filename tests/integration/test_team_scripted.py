@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,27 @@ async def test_token_budget_stops_the_task_with_a_clear_reason(tmp_path: Path) -
     )
     report = (await graph.aget_state(config)).values["report"]
     assert report["stop_reason"].startswith("token budget spent")
+
+
+async def test_delivery_is_one_approved_gateway_call_in_the_task_ledger(tmp_path: Path) -> None:
+    rules = [
+        {"role": "coder", "reply": coder_reply(RIGHT_ADD)},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
+        {"role": "reviewer", "reply": review_reply()},
+    ]
+    (graph, ctx), config, _ = await run_team(rules, ADD_GOAL, tmp_path, approve="auto")
+    report = (await graph.aget_state(config)).values["report"]
+    assert report["status"] == "delivered" and report["flags"] == []
+    events = await ctx.gateway.ledger.events("t", 0, 100)
+    delivery = [e for e in events if e.data.get("tool") == "deliver_files"]
+    assert [e.kind for e in delivery] == [
+        "ApprovalRequested",
+        "ApprovalGiven",
+        "ActivityScheduled",
+        "ActivityCompleted",
+    ]
+    assert delivery[1].data["approver"] == "policy (auto)"
+    assert json.loads((tmp_path / "out" / "REPORT.json").read_text())["status"] == "delivered"
 
 
 async def test_deny_policy_delivers_nothing(tmp_path: Path) -> None:

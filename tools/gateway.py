@@ -209,6 +209,7 @@ class ToolGateway:
         limits: SandboxLimits | None = None,
         timeout_s: float = 300.0,
         wait_in_flight_s: float = 30.0,
+        lease_s: float = 15.0,
         ledger_classes: frozenset[SideEffect] = _DEFAULT_LEDGERED,
     ) -> None:
         self.registry = registry
@@ -219,6 +220,9 @@ class ToolGateway:
         self.limits = limits or SandboxLimits()
         self.timeout_s = timeout_s
         self.wait_in_flight_s = wait_in_flight_s
+        self.lease_s = lease_s
+        """A running ledgered call renews its lease every third of this (a heartbeat), so a
+        worker that died mid-call leaves it in doubt after at most `lease_s`."""
         self.ledger_classes = ledger_classes
 
     # ------------------------------------------------------------------------------- public
@@ -432,7 +436,7 @@ class ToolGateway:
             tool=call.spec.name,
             tool_call_id=call.ctx.tool_call_id,
             args=call.args_json,
-            lease_s=self.timeout_s + 30.0,
+            lease_s=self.lease_s,
         )
 
     async def _ledgered(self, call: _Call) -> ToolObservation:
@@ -453,7 +457,7 @@ class ToolGateway:
         if outcome.action == "in_doubt":
             reclaimed = None
             if call.spec.side_effect in _RERUNNABLE:
-                reclaimed = await self.ledger.reclaim(call.key, lease_s=self.timeout_s + 30.0)
+                reclaimed = await self.ledger.reclaim(call.key, lease_s=self.lease_s)
             if reclaimed is None:
                 latest = await self.ledger.get(call.key)
                 if latest is not None and latest.state != "scheduled":
@@ -520,6 +524,11 @@ class ToolGateway:
         )
         failure: tuple[ErrorCode, str] | None = None
         result_json: dict[str, JsonValue] = {}
+        heartbeat = (
+            asyncio.create_task(self._keep_lease(call.key, attempt))
+            if attempt is not None
+            else None
+        )
         try:
             result = await asyncio.wait_for(spec.handler(call.args, tool_ctx), self.timeout_s)
             if not isinstance(result, spec.result_model):
@@ -541,6 +550,9 @@ class ToolGateway:
             )
         except Exception as exc:  # noqa: BLE001 - any tool bug becomes an observation
             failure = ("failed", f"{spec.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
         if failure is not None:
             code, message = failure
             if ledgered:
@@ -567,6 +579,16 @@ class ToolGateway:
             {"duration_ms": observation.duration_ms},
         )
         return observation
+
+    async def _keep_lease(self, key: str, attempt: int) -> None:
+        """Renew the call's lease until cancelled; a lost lease just ends the heartbeat."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                if not await self.ledger.renew(key, attempt=attempt, lease_s=self.lease_s):
+                    return
+            except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
+                continue
 
     async def _event(
         self,

@@ -74,6 +74,7 @@ EventKind = Literal[
     "ToolCallInvalid",
     "HoneypotTriggered",
     "TimerFired",
+    "AgentProgress",
 ]
 """Event kinds of the task log; add a kind here before appending it."""
 
@@ -174,6 +175,10 @@ class Ledger(abc.ABC):
         """Renew an expired lease and bump the attempt; None if someone else got it first."""
 
     @abc.abstractmethod
+    async def _extend(self, key: str, attempt: int, lease_until: float) -> bool:
+        """Move a scheduled attempt's lease to `lease_until`; False if it is no longer ours."""
+
+    @abc.abstractmethod
     async def append_event(
         self,
         thread_id: str,
@@ -236,6 +241,14 @@ class Ledger(abc.ABC):
         now = self.clock()
         entry = await self._take_over(key, now + lease_s, now)
         return None if entry is None else BeginOutcome(action="run", entry=entry)
+
+    async def renew(self, key: str, *, attempt: int, lease_s: float) -> bool:
+        """Heartbeat of a running call: keep its lease `lease_s` ahead (False once lost).
+
+        Short leases renewed while the tool runs let a crashed worker's call become in-doubt
+        within one lease, instead of blocking its recovery for the tool's whole timeout.
+        """
+        return await self._extend(key, attempt, self.clock() + lease_s)
 
     async def complete(self, key: str, result: object, *, attempt: int | None = None) -> bool:
         """Record the result (any JSON value) of a scheduled call; False if it was not ours."""
@@ -421,6 +434,15 @@ class PostgresLedger(Ledger):
                 "key": key,
                 "attempt": attempt,
             },
+        )
+        return bool(rows)
+
+    async def _extend(self, key: str, attempt: int, lease_until: float) -> bool:
+        rows = await self._fetch(
+            f"UPDATE {LEDGER_TABLE} SET lease_until = %(lease)s, updated_at = %(now)s "
+            "WHERE key = %(key)s AND state = 'scheduled' AND attempt = %(attempt)s "
+            "RETURNING key",
+            {"lease": lease_until, "now": self.clock(), "key": key, "attempt": attempt},
         )
         return bool(rows)
 
@@ -618,6 +640,14 @@ class SqliteLedger(Ledger):
                 attempt,
                 attempt,
             ],
+        )
+        return bool(rows)
+
+    async def _extend(self, key: str, attempt: int, lease_until: float) -> bool:
+        rows = await self._rows(
+            f"UPDATE {LEDGER_TABLE} SET lease_until = ?, updated_at = ? "
+            "WHERE key = ? AND state = 'scheduled' AND attempt = ? RETURNING key",
+            [lease_until, self.clock(), key, attempt],
         )
         return bool(rows)
 

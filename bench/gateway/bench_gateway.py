@@ -197,6 +197,14 @@ class MemoryLedger(Ledger):
         )
         return True
 
+    async def _extend(self, key: str, attempt: int, lease_until: float) -> bool:
+        self.statements += 1
+        entry = self._entries.get(key)
+        if entry is None or entry.state != "scheduled" or entry.attempt != attempt:
+            return False
+        self._entries[key] = entry.model_copy(update={"lease_until": lease_until})
+        return True
+
     async def _take_over(self, key: str, lease_until: float, now: float) -> LedgerEntry | None:
         self.statements += 1
         entry = self._entries.get(key)

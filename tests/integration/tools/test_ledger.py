@@ -71,6 +71,24 @@ async def test_expired_lease_is_in_doubt_and_reclaim_fences_the_old_worker(
     assert entry is not None and entry.result == {"fresh": True}
 
 
+async def test_a_renewed_lease_stays_in_flight_and_only_its_attempt_may_renew(
+    ledger: Ledger, clock: Clock
+) -> None:
+    key = idempotency_key("t1", "", "c5", ARGS)
+    assert await begin(ledger, key, lease_s=10) == "run"
+    clock.now += 8
+    assert await ledger.renew(key, attempt=1, lease_s=10)
+    clock.now += 8
+    assert await begin(ledger, key) == "in_flight", "the heartbeat kept the lease alive"
+    clock.now += 3
+    assert await begin(ledger, key) == "in_doubt", "no beat for a whole lease"
+    taken = await ledger.reclaim(key, lease_s=10)
+    assert taken is not None and taken.entry.attempt == 2
+    assert not await ledger.renew(key, attempt=1, lease_s=10), "the dead worker is fenced"
+    assert await ledger.complete(key, {"ok": True}, attempt=2)
+    assert not await ledger.renew(key, attempt=2, lease_s=10), "a finished call has no lease"
+
+
 async def test_wait_returns_once_the_owner_finishes(ledger: Ledger) -> None:
     key = idempotency_key("t1", "", "c4", ARGS)
     await begin(ledger, key)

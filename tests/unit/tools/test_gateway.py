@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -364,6 +365,27 @@ async def test_an_interrupted_idempotent_call_is_run_again(
     assert obs.ok and workspace.files == {"a.txt": "A"}
     entry = await ledger.get(key)
     assert entry is not None and entry.state == "completed" and entry.attempt == 2
+
+
+async def test_a_long_call_keeps_its_short_lease_alive_while_it_runs(
+    tmp_path: Path, sandbox: ScriptedSandbox
+) -> None:
+    ledger = SqliteLedger(tmp_path / "wall-clock.db")  # leases expire in real time here
+    await ledger.setup()
+    counter = Counter()
+    counter.delay = 0.5
+    policy = Policy(PolicyConfig(approval={"side_effect": False}))
+    gateway = make(ledger, sandbox, counter.spec(), policy=policy, lease_s=0.15)
+    running = asyncio.create_task(gateway.call("note", {"note": "slow"}, ctx()))
+    await asyncio.sleep(0.35)  # more than two leases: only the heartbeat keeps it in flight
+    key = idempotency_key(THREAD, "", "call-1", {"note": "slow"})
+    entry = await ledger.get(key)
+    assert entry is not None and entry.state == "scheduled"
+    assert entry.lease_until > ledger.clock(), "the lease was renewed while the tool ran"
+    second = await gateway.call("note", {"note": "slow"}, ctx())
+    assert (await running).ok and second.ok and second.replayed
+    assert counter.runs == 1
+    await ledger.close()
 
 
 async def test_concurrent_identical_calls_run_the_tool_once(

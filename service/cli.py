@@ -339,5 +339,27 @@ def prepare() -> None:
     console.print(f"weights: {paths.weights}\nserver:  {paths.server}")
 
 
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 2026,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    config: Annotated[
+        Path | None, typer.Option(help="langgraph.json to serve (default: ./ or the repo's).")
+    ] = None,
+) -> None:
+    """Serve the team graph with Aegra over PostgreSQL and Redis: one instance.
+
+    Start more on other ports with the same STRATEGOS_DATABASE_URL and STRATEGOS_REDIS_URL to
+    scale out; they take runs from one queue and finish each other's runs after a crash.
+    """
+    from service.serve import serve as serve_aegra
+
+    try:
+        code = serve_aegra(host, port, config)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    raise typer.Exit(code)
+
+
 if __name__ == "__main__":
     app()

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default=None, description="JSON script for the deterministic scripted chat model."
     )
     temperature: float = 0.0
+    model_seed: int | None = Field(
+        default=0,
+        description="Sampling seed sent with every request, so repairs sampled at a small "
+        "temperature are reproducible; unset for fresh randomness on every run.",
+    )
     max_completion_tokens: int = 1024
     request_timeout_s: float = 300.0
 
@@ -90,6 +95,48 @@ class Settings(BaseSettings):
         default="strategos", min_length=1, description="Graph (FalkorDB) or database (Neo4j)."
     )
 
+    server_url: str | None = Field(
+        default=None,
+        description="LangGraph Server API the task façade drives; the serving socket when unset.",
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Seed API keys as 'tenant:key,tenant2:key2' (stored hashed at startup).",
+    )
+    require_api_key: bool = Field(
+        default=False,
+        description="Refuse anonymous calls even when no API key is configured (production).",
+    )
+    api_key_pepper: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for hashing API keys; a per-deployment salt in the DB when unset.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for rate limits and load gauges; in-process when unset."
+    )
+    redis_prefix: str = Field(default="strategos", min_length=1, max_length=64)
+    rate_limit_per_s: float = Field(default=20.0, gt=0, description="Requests/s per tenant.")
+    rate_limit_burst: int = Field(default=40, ge=1, description="Token-bucket size per tenant.")
+    max_active_tasks: int = Field(default=50, ge=1, description="Running or waiting, per tenant.")
+    max_task_depth: int = Field(default=3, ge=0, description="Nesting of agent-created tasks.")
+    tenant_limits: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per-tenant overrides as JSON: "
+        '{"tenant": {"rate_limit_per_s": 1, "rate_limit_burst": 2, "max_active_tasks": 5}}.',
+    )
+    backpressure_max_queue: int = Field(
+        default=200, ge=1, description="Runs started and not finished before POST answers 429."
+    )
+    backpressure_max_model_429_per_min: int = Field(
+        default=30, ge=1, description="Model-endpoint 429s in the last minute before 429."
+    )
+    backpressure_retry_after_s: int = Field(default=10, ge=1, le=3600)
+
+    sandbox: Literal["local", "gvisor", "e2b"] = Field(
+        default="local",
+        description="Sandbox backend for untrusted code: bubblewrap (local), gVisor's runsc, "
+        "or E2B (E2B_API_KEY; E2B_SANDBOX_URL for a self-hosted executor).",
+    )
     sandbox_timeout_s: float = 20.0
     sandbox_memory_mb: int = 512
     sandbox_cpu_s: int = 20

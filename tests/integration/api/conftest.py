@@ -1,0 +1,142 @@
+"""A `langgraph dev` serving the task façade with two tenants' keys, limits and Redis gauges.
+
+The server helpers (free port, readiness wait, process-group stop) come from
+`test_langgraph_server`; only the environment differs: seeded API keys, per-tenant limit
+overrides, a Redis key prefix of the module's own, and the same scripted model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import cases_reply, cli_env, coder_reply, review_reply, write_script
+from tests.integration.test_langgraph_server import (
+    COMMENT,
+    DOCUMENTED_ADD,
+    PLAIN_ADD,
+    REPO,
+    _free_port,
+    _log_tail,
+    _stop,
+    _wait_until_ready,
+)
+
+KEYS = {
+    "alice": "alice-key-0001",
+    "bob": "bob-key-0002",
+    "carol": "carol-key-0003",  # active-task cap of 1
+    "dave": "dave-key-0004",  # 3 requests burst, 0.2/s
+    "fuzz": "fuzz-key-0005",  # the schemathesis tenant
+}
+TENANT_LIMITS = {
+    "carol": {"max_active_tasks": 1},
+    "dave": {"rate_limit_per_s": 0.2, "rate_limit_burst": 3},
+    "fuzz": {"rate_limit_per_s": 1000, "rate_limit_burst": 1000, "max_active_tasks": 1},
+}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+MODEL_429_THRESHOLD = 5
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    """A running server, its log and the Redis prefix its limits use."""
+
+    url: str
+    log: Path
+    data_dir: Path
+    redis_prefix: str
+
+    def headers(self, tenant: str) -> dict[str, str]:
+        return {"x-api-key": KEYS[tenant]}
+
+    def tail(self) -> str:
+        return _log_tail(self.log)
+
+
+def _config_in(tmp: Path) -> Path:
+    """The repo's langgraph.json with absolute paths, so the server can run in `tmp`."""
+    config = json.loads((REPO / "langgraph.json").read_text())
+    config["dependencies"] = [str(REPO)]
+    config["graphs"] = {
+        name: str(REPO / spec) if spec.startswith("./") else spec
+        for name, spec in config["graphs"].items()
+    }
+    path = tmp / "langgraph.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="package")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    tmp = tmp_path_factory.mktemp("api_server")
+    script = write_script(
+        tmp / "script.json",
+        [
+            {"role": "coder", "when": [COMMENT], "reply": coder_reply(DOCUMENTED_ADD, "docstring")},
+            {"role": "coder", "reply": coder_reply(PLAIN_ADD, "first version")},
+            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(0, 0)", 0))},
+            {"role": "reviewer", "reply": review_reply()},
+        ],
+    )
+    prefix = f"strategos-test-{uuid.uuid4().hex[:8]}"
+    env = cli_env(
+        tmp,
+        STRATEGOS_SCRIPTED_MODEL=str(script),
+        STRATEGOS_API_KEYS=",".join(f"{t}:{k}" for t, k in KEYS.items()),
+        STRATEGOS_TENANT_LIMITS=json.dumps(TENANT_LIMITS),
+        STRATEGOS_REDIS_URL=REDIS_URL,
+        STRATEGOS_REDIS_PREFIX=prefix,
+        STRATEGOS_BACKPRESSURE_MAX_MODEL_429_PER_MIN=str(MODEL_429_THRESHOLD),
+        STRATEGOS_BACKPRESSURE_MAX_QUEUE="50",
+        STRATEGOS_MEMORY_ENABLED="false",
+        STRATEGOS_MEMORY_GRAPH_ENABLED="false",
+        LANGGRAPH_CLI_NO_ANALYTICS="1",
+        LANGGRAPH_NO_VERSION_CHECK="true",
+    )
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp / "server.log"
+    command = [
+        str(Path(sys.executable).parent / "langgraph"),
+        "dev",
+        "--config",
+        str(_config_in(tmp)),
+        "--no-browser",
+        "--no-reload",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            cwd=tmp,  # langgraph dev keeps its threads in ./.langgraph_api: start afresh
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_until_ready(proc, url, log)
+        yield ApiServer(
+            url=url, log=log, data_dir=Path(env["STRATEGOS_DATA_DIR"]), redis_prefix=prefix
+        )
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+async def http(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_server.url, timeout=60.0) as client:
+        yield client

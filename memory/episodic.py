@@ -11,6 +11,7 @@ The same `QdrantClient` calls serve `QdrantClient(":memory:")` (tests), `QdrantC
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -26,6 +27,7 @@ from qdrant_client import models as qm
 
 from memory.embeddings import Embedder
 from memory.scoring import ScoringParams, recall_score, relevance, should_evict
+from tools.registry import MemoryHit
 
 __all__ = [
     "MEMORY_KINDS",
@@ -369,3 +371,39 @@ def _filter(
     if task_id is not None:
         must.append(qm.FieldCondition(key="task_id", match=qm.MatchValue(value=task_id)))
     return qm.Filter(must=must)
+
+
+class EpisodicSearch:
+    """Episodic memory behind the `search_memory` tool's seam (`tools.registry.MemorySearch`).
+
+    The tool runs in the gateway's event loop; recall embeds and queries Qdrant, so it runs in
+    a thread. Scope `task` keeps to the calling task's memories, `tenant` to the tenant's.
+    """
+
+    def __init__(self, memory: EpisodicMemory) -> None:
+        self.memory = memory
+
+    async def search(
+        self, query: str, *, k: int, tenant_id: str, task_id: str, scope: str
+    ) -> list[MemoryHit]:
+        """The k best memories as tool hits, best first."""
+        hits = await asyncio.to_thread(
+            self.memory.recall,
+            query,
+            tenant_id,
+            k,
+            task_id=task_id if scope == "task" else None,
+        )
+        return [
+            MemoryHit(
+                id=hit.record.id,
+                text=hit.record.text,
+                score=round(hit.score, 6),
+                metadata={
+                    "kind": hit.record.kind,
+                    "task_id": hit.record.task_id,
+                    "importance": hit.record.importance,
+                },
+            )
+            for hit in hits
+        ]

@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient
 
 from graphs.context import TeamContext
 from memory.embeddings import Embedder
-from memory.episodic import EpisodicMemory
+from memory.episodic import EpisodicMemory, EpisodicSearch
 from memory.graph import CypherBackend, MemoryGraph
 from memory.graph_server import connect_url, embedded_falkordb
 from memory.store import QdrantStore
@@ -80,13 +80,13 @@ async def get_model(ctx: TeamContext) -> BaseChatModel:
 
 @cache
 def _default_sandbox() -> Any:
-    from tools.sandbox import LocalSandbox
+    from tools.sandbox import make_sandbox
 
-    return LocalSandbox()
+    return make_sandbox(get_settings().sandbox)
 
 
 def sandbox(ctx: TeamContext) -> Any:
-    """The injected sandbox, else the local bubblewrap sandbox."""
+    """The injected sandbox, else the configured backend (`STRATEGOS_SANDBOX`, default local)."""
     if ctx.sandbox is None:
         return _default_sandbox()
     if not callable(getattr(ctx.sandbox, "run", None)):
@@ -204,7 +204,14 @@ async def get_gateway(ctx: TeamContext) -> ToolGateway:
         await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
         registry = await asyncio.to_thread(default_registry)
         ledger = await open_ledger(settings.ledger_url())
-        _GATEWAYS[key] = ToolGateway(registry, ledger, sandbox=await get_sandbox(ctx))
+        # The process's memory, not this run's choice: the gateway is shared by every run.
+        episodic = await asyncio.to_thread(_default_memory)
+        _GATEWAYS[key] = ToolGateway(
+            registry,
+            ledger,
+            sandbox=await get_sandbox(ctx),
+            memory=EpisodicSearch(episodic) if episodic is not None else None,
+        )
     return _GATEWAYS[key]
 
 

@@ -211,6 +211,7 @@ class ToolGateway:
         wait_in_flight_s: float = 30.0,
         lease_s: float = 15.0,
         ledger_classes: frozenset[SideEffect] = _DEFAULT_LEDGERED,
+        memory: MemorySearch | None = None,
     ) -> None:
         self.registry = registry
         self.ledger = ledger
@@ -224,6 +225,8 @@ class ToolGateway:
         """A running ledgered call renews its lease every third of this (a heartbeat), so a
         worker that died mid-call leaves it in doubt after at most `lease_s`."""
         self.ledger_classes = ledger_classes
+        self.memory = memory
+        """What `search_memory` searches when the call context brings no memory of its own."""
 
     # ------------------------------------------------------------------------------- public
     async def call(
@@ -513,7 +516,7 @@ class ToolGateway:
             task_id=call.task_id,
             sandbox=self.sandbox,
             limits=ctx.limits or self.limits,
-            memory=ctx.memory,
+            memory=ctx.memory or self.memory,
         )
         await self._event(
             ctx,

@@ -1,7 +1,8 @@
 """search_memory: look up what the team remembers (episodic memory), scoped to the tenant.
 
-The memory package is not wired in yet: until a `MemorySearch` is put in the tool context the
-tool answers with no hits and says so in `note`, so agents and tests see the real contract.
+The service wires episodic memory in (`memory.episodic.EpisodicSearch` on the gateway). A
+deployment with memory turned off has no `MemorySearch`: the tool then answers with no hits and
+says so in `note`, so agents can tell "memory is off" from "nothing matched".
 """
 
 from __future__ import annotations

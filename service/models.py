@@ -183,6 +183,7 @@ def chat_model(settings: Settings) -> BaseChatModel:
         api_key=SecretStr(api_key),
         model=settings.model,
         temperature=settings.temperature,
+        seed=settings.model_seed,
         max_completion_tokens=settings.max_completion_tokens,
         timeout=settings.request_timeout_s,
         max_retries=1,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,21 @@ from service.scripted import ScriptedChatModel
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("STRATEGOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In-process tests keep their data (memory, graph, ledger) out of the user's data dir."""
+    os.environ["STRATEGOS_DATA_DIR"] = tempfile.mkdtemp(prefix="strategos-tests-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop what in-process tests started there, then remove the session's data dir."""
+    from memory.graph_server import stop_embedded
+    from service.deps import close_memory
+
+    close_memory()
+    stop_embedded()
+    shutil.rmtree(os.environ.get("STRATEGOS_DATA_DIR", ""), ignore_errors=True)
 
 
 def coder_reply(code: str, summary: str = "") -> dict[str, Any]:

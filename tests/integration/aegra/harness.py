@@ -296,7 +296,7 @@ def crash_once(
     for tid, n in _rows(
         database_url,
         "SELECT thread_id, count(*) FROM strategos_events WHERE thread_id = ANY(%s) "
-        "AND kind = 'ActivityScheduled' AND data->>'tool' = 'deliver_files' GROUP BY thread_id",
+        "AND kind = 'ActivityCompleted' AND data->>'tool' = 'deliver_files' GROUP BY thread_id",
         threads,
     ):
         result.deliveries[str(tid)] = int(n)

@@ -116,21 +116,50 @@ class KeyStore(abc.ABC):
     async def _setup(self) -> None:
         """Create the tables if missing."""
 
+    placeholder = "?"
+    """The driver's query parameter marker; the SQL below is otherwise the same for both."""
+
     @abc.abstractmethod
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run one statement; the rows it returns (none for a write)."""
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.placeholder)
+
     async def _salt(self) -> bytes:
         """The per-deployment salt (created once, then read)."""
+        await self._rows(
+            self._sql(
+                f"INSERT INTO {META_TABLE} (name, value) VALUES ('salt', ?) "
+                "ON CONFLICT (name) DO NOTHING"
+            ),
+            (secrets.token_hex(32),),
+        )
+        [(value,)] = await self._rows(f"SELECT value FROM {META_TABLE} WHERE name = 'salt'")
+        return bytes.fromhex(str(value))
 
-    @abc.abstractmethod
     async def _insert(self, digest: str, tenant: str) -> str:
         """Insert unless present; the tenant the digest belongs to afterwards."""
+        await self._rows(
+            self._sql(
+                f"INSERT INTO {KEYS_TABLE} (digest, tenant, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (digest) DO NOTHING"
+            ),
+            (digest, tenant, time.time()),
+        )
+        return await self._lookup(digest) or tenant
 
-    @abc.abstractmethod
     async def _lookup(self, digest: str) -> str | None:
         """The tenant of a digest."""
+        rows = await self._rows(
+            self._sql(f"SELECT tenant FROM {KEYS_TABLE} WHERE digest = ?"), (digest,)
+        )
+        return str(rows[0][0]) if rows else None
 
-    @abc.abstractmethod
     async def _count(self) -> int:
         """How many keys exist."""
+        [(count,)] = await self._rows(f"SELECT COUNT(*) FROM {KEYS_TABLE}")
+        return int(count)
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -221,31 +250,6 @@ class SqliteKeyStore(KeyStore):
             f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
 
-    async def _salt(self) -> bytes:
-        await self._rows(
-            f"INSERT INTO {META_TABLE} (name, value) VALUES ('salt', ?) "
-            "ON CONFLICT (name) DO NOTHING",
-            (secrets.token_hex(32),),
-        )
-        [(value,)] = await self._rows(f"SELECT value FROM {META_TABLE} WHERE name = 'salt'")
-        return bytes.fromhex(str(value))
-
-    async def _insert(self, digest: str, tenant: str) -> str:
-        await self._rows(
-            f"INSERT INTO {KEYS_TABLE} (digest, tenant, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (digest) DO NOTHING",
-            (digest, tenant, time.time()),
-        )
-        return await self._lookup(digest) or tenant
-
-    async def _lookup(self, digest: str) -> str | None:
-        rows = await self._rows(f"SELECT tenant FROM {KEYS_TABLE} WHERE digest = ?", (digest,))
-        return str(rows[0][0]) if rows else None
-
-    async def _count(self) -> int:
-        [(count,)] = await self._rows(f"SELECT COUNT(*) FROM {KEYS_TABLE}")
-        return int(count)
-
     async def close(self) -> None:
         """Close the connection."""
         async with self._lock:
@@ -256,6 +260,8 @@ class SqliteKeyStore(KeyStore):
 
 class PostgresKeyStore(KeyStore):
     """PostgreSQL backend on a small psycopg pool (autocommit)."""
+
+    placeholder = "%s"
 
     def __init__(self, url: str, pepper: bytes | None) -> None:
         super().__init__(pepper)
@@ -284,31 +290,6 @@ class PostgresKeyStore(KeyStore):
                 f"CREATE TABLE IF NOT EXISTS {META_TABLE} "
                 "(name TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
-
-    async def _salt(self) -> bytes:
-        await self._rows(
-            f"INSERT INTO {META_TABLE} (name, value) VALUES ('salt', %s) "
-            "ON CONFLICT (name) DO NOTHING",
-            (secrets.token_hex(32),),
-        )
-        [(value,)] = await self._rows(f"SELECT value FROM {META_TABLE} WHERE name = 'salt'")
-        return bytes.fromhex(str(value))
-
-    async def _insert(self, digest: str, tenant: str) -> str:
-        await self._rows(
-            f"INSERT INTO {KEYS_TABLE} (digest, tenant, created_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (digest) DO NOTHING",
-            (digest, tenant, time.time()),
-        )
-        return await self._lookup(digest) or tenant
-
-    async def _lookup(self, digest: str) -> str | None:
-        rows = await self._rows(f"SELECT tenant FROM {KEYS_TABLE} WHERE digest = %s", (digest,))
-        return str(rows[0][0]) if rows else None
-
-    async def _count(self) -> int:
-        [(count,)] = await self._rows(f"SELECT COUNT(*) FROM {KEYS_TABLE}")
-        return int(count)
 
     async def close(self) -> None:
         """Close the pool."""

@@ -98,18 +98,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=15)
 
 
+def approval_flow_rules() -> list[dict[str, Any]]:
+    """A first version, a reviewed approval, and a fix once a human asks for a docstring."""
+    return [
+        {"role": "coder", "when": [COMMENT], "reply": coder_reply(DOCUMENTED_ADD, "docstring")},
+        {"role": "coder", "reply": coder_reply(PLAIN_ADD, "first version")},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(0, 0)", 0))},
+        {"role": "reviewer", "reply": review_reply()},
+    ]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Start `langgraph dev` on the repo's langgraph.json with a scripted model."""
     tmp = tmp_path_factory.mktemp("langgraph_server")
     script = write_script(
         tmp / "script.json",
-        [
-            {"role": "coder", "when": [COMMENT], "reply": coder_reply(DOCUMENTED_ADD, "docstring")},
-            {"role": "coder", "reply": coder_reply(PLAIN_ADD, "first version")},
-            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(0, 0)", 0))},
-            {"role": "reviewer", "reply": review_reply()},
-        ],
+        approval_flow_rules(),
     )
     env = cli_env(
         tmp,

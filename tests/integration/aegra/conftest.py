@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cases_reply, coder_reply, review_reply, write_script
+from tests.conftest import write_script
 from tests.integration.aegra import harness
-from tests.integration.test_langgraph_server import COMMENT, DOCUMENTED_ADD, PLAIN_ADD
+from tests.integration.test_langgraph_server import approval_flow_rules
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,7 @@ def aegra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     tmp = tmp_path_factory.mktemp("aegra")
     script = write_script(
         tmp / "script.json",
-        [
-            {"role": "coder", "when": [COMMENT], "reply": coder_reply(DOCUMENTED_ADD, "docstring")},
-            {"role": "coder", "reply": coder_reply(PLAIN_ADD, "first version")},
-            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(0, 0)", 0))},
-            {"role": "reviewer", "reply": review_reply()},
-        ],
+        approval_flow_rules(),
         latency_s=0.3,
     )
     prefix = f"strategos-test:{uuid.uuid4().hex[:8]}:"

@@ -18,16 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import cases_reply, cli_env, coder_reply, review_reply, write_script
+from tests.conftest import cli_env, write_script
 from tests.integration.test_langgraph_server import (
-    COMMENT,
-    DOCUMENTED_ADD,
-    PLAIN_ADD,
     REPO,
     _free_port,
     _log_tail,
     _stop,
     _wait_until_ready,
+    approval_flow_rules,
 )
 
 KEYS = {
@@ -80,12 +78,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     tmp = tmp_path_factory.mktemp("api_server")
     script = write_script(
         tmp / "script.json",
-        [
-            {"role": "coder", "when": [COMMENT], "reply": coder_reply(DOCUMENTED_ADD, "docstring")},
-            {"role": "coder", "reply": coder_reply(PLAIN_ADD, "first version")},
-            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(0, 0)", 0))},
-            {"role": "reviewer", "reply": review_reply()},
-        ],
+        approval_flow_rules(),
     )
     prefix = f"strategos-test-{uuid.uuid4().hex[:8]}"
     env = cli_env(

@@ -9,7 +9,12 @@ import pytest
 
 from service.limits import LimitStore, TenantLimits, limits_for
 from service.settings import Settings
-from service.tenancy import SqliteKeyStore, api_key_from_headers, parse_seed
+from service.tenancy import (
+    PostgresKeyStore,
+    SqliteKeyStore,
+    api_key_from_headers,
+    parse_seed,
+)
 
 
 async def test_keys_are_stored_hashed_and_map_to_their_tenant(tmp_path: Path) -> None:
@@ -87,3 +92,24 @@ async def test_in_process_token_bucket_and_gauges() -> None:
     await store.record_model_429(3)
     pressure = await store.backpressure()
     assert pressure is not None and "model endpoint" in pressure.reason
+
+
+async def test_the_postgresql_key_store_behaves_the_same(pg_url: str) -> None:
+    store = PostgresKeyStore(pg_url, pepper=None)
+    await store.setup()
+    try:
+        assert not await store.has_keys()
+        assert await store.seed("alice:alice-secret-1") == 1
+        assert await store.tenant_of("alice-secret-1") == "alice"
+        assert await store.tenant_of("nobody-key-1") is None
+        assert not await store.add_key("mallory", "alice-secret-1")
+        rows = await store._rows("SELECT digest, tenant FROM strategos_api_keys")
+    finally:
+        await store.close()
+    assert [(len(digest), tenant) for digest, tenant in rows] == [(64, "alice")]
+    again = PostgresKeyStore(pg_url, pepper=None)
+    await again.setup()
+    try:
+        assert await again.tenant_of("alice-secret-1") == "alice", "the salt is kept"
+    finally:
+        await again.close()

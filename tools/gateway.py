@@ -486,7 +486,20 @@ class ToolGateway:
         workspace = call.ctx.workspace
         if isinstance(effects, dict) and effects and not workspace.durable:
             await workspace.apply({str(k): _opt_str(v) for k, v in effects.items()})
+        await self._complete_the_log(call, entry)
         return self._replay(call, entry)
+
+    async def _complete_the_log(self, call: _Call, entry: LedgerEntry) -> None:
+        """Append the outcome event a worker recorded in the ledger but died before logging.
+
+        The ledger row and its event are two writes; a crash between them would leave the
+        task's event log without the call's outcome, though the call happened.
+        """
+        outcome: EventKind = "ActivityCompleted" if entry.state == "completed" else "ActivityFailed"
+        logged = await self.ledger.events(call.ctx.thread_id, 0, 1, kinds=[outcome], key=call.key)
+        if not logged:
+            recovered = {"recovered": True, "attempt": entry.attempt}
+            await self._event(call.ctx, outcome, call.key, call.spec, recovered)
 
     def _replay(self, call: _Call, entry: LedgerEntry) -> ToolObservation:
         record = entry.result if isinstance(entry.result, dict) else {}

@@ -68,6 +68,7 @@ def test_bench_gateway_small_run(tmp_path: Path) -> None:
     replay = rows["replay_pg"]
     assert replay["handler_runs"] == 0  # the recorded result came back; the tool did not run
     assert replay["events_per_call"] == 0
-    assert replay["ledger_ops_per_call"] == 2  # the refused claim and the read of the record
+    # the refused claim, the read of the record, and the check that its outcome is in the log
+    assert replay["ledger_ops_per_call"] == 3
 
     assert bench_schemas() <= before  # the run dropped the schema it created

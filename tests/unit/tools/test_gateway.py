@@ -350,6 +350,22 @@ async def test_an_interrupted_side_effect_is_in_doubt_and_not_repeated(
     assert "ActivityInDoubt" in await kinds(ledger)
 
 
+async def test_a_result_recorded_by_a_worker_that_died_before_logging_it_is_logged_on_replay(
+    ledger: SqliteLedger, sandbox: ScriptedSandbox
+) -> None:
+    counter = Counter()
+    policy = Policy(PolicyConfig(approval={"side_effect": False}))
+    gateway = make(ledger, sandbox, counter.spec(), policy=policy)
+    key = idempotency_key(THREAD, "", "call-1", {"note": "x"})
+    # The dead worker recorded the outcome in the ledger, then died before the event.
+    await ledger.begin(key, thread_id=THREAD, tool="note", tool_call_id="call-1", args={})
+    await ledger.complete(key, {"result": {"count": 1}}, attempt=1)
+    for _ in range(2):
+        obs = await gateway.call("note", {"note": "x"}, ctx())
+        assert obs.ok and obs.replayed and counter.runs == 0
+    assert (await kinds(ledger)).count("ActivityCompleted") == 1
+
+
 async def test_an_interrupted_idempotent_call_is_run_again(
     ledger: SqliteLedger, sandbox: ScriptedSandbox, clock: Clock
 ) -> None:

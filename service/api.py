@@ -22,6 +22,7 @@ Every error is `{"error": {"code": …, "message": …}}` with a stable code:
 | 404 | `not_found` | no such task for this tenant (another tenant's task included) |
 | 409 | `not_waiting_for_approval` | approve/reject while the task is not waiting for it |
 | 409 | `conflict` | the task already has a run in progress |
+| 409 | `dead_letter_closed` | replay of a dead letter that is not open, or resolve twice |
 | 422 | `validation_error` | the request does not match the schema |
 | 429 | `rate_limited` | the tenant's requests/s bucket is empty (`Retry-After`) |
 | 429 | `active_task_limit` | the tenant already has `max_active_tasks` running or waiting tasks |
@@ -54,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, f
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from service.dlq import close_dlq_stores, record_dead_letter
 from service.limits import close_limit_stores, get_limit_store, limits_for, retry_after
 from service.settings import get_settings
 from service.tenancy import (
@@ -350,6 +352,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await facade.close()
         await close_limit_stores()
+        await close_dlq_stores()
         await close_key_stores()
 
 
@@ -665,6 +668,16 @@ async def _drive(
             ready.set_exception(RuntimeError("the run ended before it started"))
     if run_id is not None:
         await _record_outcome(sess, task_id, run_id, outcome)
+        if (error := outcome.failure()) is not None:
+            await record_dead_letter(
+                sess.client,
+                sess.headers,
+                tenant=sess.identity.tenant,
+                task_id=task_id,
+                run_id=run_id,
+                error=error,
+                input=input,
+            )
 
 
 class _Outcome:
@@ -674,6 +687,18 @@ class _Outcome:
         self.interrupts: list[dict[str, JsonValue]] = []
         self.report: dict[str, Any] | None = None
         self.error: str | None = None
+
+    def failure(self) -> str | None:
+        """Why the run failed, if it did (an error, or an end without report or interrupt).
+
+        A report whose status is `failed` is not a failure of the run: the team finished and
+        gave up, and replaying the same checkpoint would give the same answer.
+        """
+        if self.error is not None:
+            return self.error
+        if not self.interrupts and self.report is None:
+            return "the run ended without a report"
+        return None
 
     def update(self, data: Mapping[str, Any]) -> None:
         """Take note of interrupts and of a node's `report`."""
@@ -1055,3 +1080,8 @@ async def _pump(ws: WebSocket, sess: Session, task_id: str, cursor: int) -> None
         if ws.application_state == WebSocketState.CONNECTED and closed.is_set():
             with contextlib.suppress(Exception):
                 await ws.close()
+
+
+from service.dlq_routes import router as _dlq_router  # noqa: E402  (it imports this module)
+
+app.include_router(_dlq_router)

@@ -12,8 +12,10 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,13 +75,10 @@ def _config_in(tmp: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="package")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    tmp = tmp_path_factory.mktemp("api_server")
-    script = write_script(
-        tmp / "script.json",
-        approval_flow_rules(),
-    )
+@contextmanager
+def run_api_server(tmp: Path, rules: list[dict[str, Any]]) -> Iterator[ApiServer]:
+    """Start `langgraph dev` in `tmp` with the façade, the tenants' keys and this script."""
+    script = write_script(tmp / "script.json", rules)
     prefix = f"strategos-test-{uuid.uuid4().hex[:8]}"
     env = cli_env(
         tmp,
@@ -127,6 +126,12 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         )
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="package")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    with run_api_server(tmp_path_factory.mktemp("api_server"), approval_flow_rules()) as server:
+        yield server
 
 
 @pytest.fixture

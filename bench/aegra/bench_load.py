@@ -198,7 +198,7 @@ def table_sizes(database_url: str) -> dict[str, dict[str, int]]:
 def per_task_storage(
     before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], n: int
 ) -> dict[str, Any]:
-    tables = {}
+    tables: dict[str, dict[str, float]] = {}
     for name, now in sorted(after.items()):
         was = before.get(name, {"rows": 0, "bytes": 0})
         rows, size = now["rows"] - was["rows"], now["bytes"] - was["bytes"]
@@ -209,11 +209,11 @@ def per_task_storage(
                 "rows_per_task": rows / n,
                 "bytes_per_task": size / n,
             }
-    groups = {}
+    groups: dict[str, dict[str, float]] = {}
     for group, names in TABLE_GROUPS.items():
-        rows = sum(tables[t]["rows"] for t in names if t in tables)
-        size = sum(tables[t]["bytes"] for t in names if t in tables)
-        groups[group] = {"rows_per_task": rows / n, "bytes_per_task": size / n}
+        group_rows = sum(tables[t]["rows"] for t in names if t in tables)
+        group_bytes = sum(tables[t]["bytes"] for t in names if t in tables)
+        groups[group] = {"rows_per_task": group_rows / n, "bytes_per_task": group_bytes / n}
     total_rows = sum(t["rows"] for t in tables.values())
     total_bytes = sum(t["bytes"] for t in tables.values())
     return {

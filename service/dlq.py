@@ -23,13 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import aiosqlite
 import httpx
 from langgraph_sdk.client import LangGraphClient
-from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field, JsonValue
 
 from service.settings import Settings, get_settings
+from service.sqlstore import PostgresConnection, SqliteConnection, is_postgres_url
 
 __all__ = [
     "DeadLetter",
@@ -95,9 +94,6 @@ class DeadLetter(BaseModel):
 class DeadLetterStore(abc.ABC):
     """Dead letters per tenant; every query is scoped by tenant, so another tenant sees none."""
 
-    placeholder = "?"
-    """The driver's query parameter marker; the SQL below is otherwise the same for both."""
-
     @abc.abstractmethod
     async def setup(self) -> None:
         """Create the table if missing."""
@@ -110,8 +106,9 @@ class DeadLetterStore(abc.ABC):
     async def close(self) -> None:
         """Release connections."""
 
+    @abc.abstractmethod
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", self.placeholder)
+        """The statement with the driver's parameter markers (the SQL here uses `?`)."""
 
     async def record(
         self,
@@ -210,60 +207,23 @@ _CREATE = (
 _INDEX = f"CREATE INDEX IF NOT EXISTS {TABLE}_tenant_status ON {TABLE} (tenant, status, created_at)"
 
 
-class SqliteDeadLetterStore(DeadLetterStore):
+class SqliteDeadLetterStore(SqliteConnection, DeadLetterStore):
     """Embedded backend: one aiosqlite connection (WAL), shared by the process."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    async def _connection(self) -> aiosqlite.Connection:
-        async with self._lock:
-            if self._conn is None:
-                await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
-                conn = await aiosqlite.connect(self.path, isolation_level=None)
-                await conn.execute("PRAGMA busy_timeout = 10000")
-                await conn.execute("PRAGMA journal_mode = WAL")
-                self._conn = conn
-            return self._conn
-
-    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        conn = await self._connection()
-        async with conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        self._open_sqlite(path)
 
     async def setup(self) -> None:
         """Create the table and its index."""
         await self._rows(_CREATE.format(real="REAL"))
         await self._rows(_INDEX)
 
-    async def close(self) -> None:
-        """Close the connection."""
-        async with self._lock:
-            if self._conn is not None:
-                await self._conn.close()
-                self._conn = None
 
-
-class PostgresDeadLetterStore(DeadLetterStore):
+class PostgresDeadLetterStore(PostgresConnection, DeadLetterStore):
     """PostgreSQL backend on a small psycopg pool (autocommit)."""
 
-    placeholder = "%s"
-
     def __init__(self, url: str) -> None:
-        self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=4,
-            kwargs={"autocommit": True, "prepare_threshold": 0},
-            open=False,
-        )
-
-    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            return list(await cur.fetchall()) if cur.description else []
+        self._open_pool(url)
 
     async def setup(self) -> None:
         """Open the pool; create the table under an advisory lock (instances start together)."""
@@ -273,14 +233,10 @@ class PostgresDeadLetterStore(DeadLetterStore):
             await conn.execute(_CREATE.format(real="DOUBLE PRECISION"))
             await conn.execute(_INDEX)
 
-    async def close(self) -> None:
-        """Close the pool."""
-        await self.pool.close()
-
 
 def open_dlq_store(settings: Settings) -> DeadLetterStore:
     """The backend for the settings (not yet set up)."""
-    if settings.database_url and settings.database_url.startswith(("postgresql://", "postgres://")):
+    if settings.database_url and is_postgres_url(settings.database_url):
         return PostgresDeadLetterStore(settings.database_url)
     return SqliteDeadLetterStore(settings.data_dir / "dead_letters.sqlite")
 

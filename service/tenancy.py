@@ -25,11 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from service.settings import Settings, get_settings
+from service.sqlstore import PostgresConnection, SqliteConnection, is_postgres_url
 
 __all__ = [
     "ANONYMOUS_TENANT",
@@ -116,15 +115,13 @@ class KeyStore(abc.ABC):
     async def _setup(self) -> None:
         """Create the tables if missing."""
 
-    placeholder = "?"
-    """The driver's query parameter marker; the SQL below is otherwise the same for both."""
-
     @abc.abstractmethod
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run one statement; the rows it returns (none for a write)."""
 
+    @abc.abstractmethod
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", self.placeholder)
+        """The statement with the driver's parameter markers (the SQL here uses `?`)."""
 
     async def _salt(self) -> bytes:
         """The per-deployment salt (created once, then read)."""
@@ -217,29 +214,12 @@ class KeyStore(abc.ABC):
         return added
 
 
-class SqliteKeyStore(KeyStore):
+class SqliteKeyStore(SqliteConnection, KeyStore):
     """Embedded backend: one aiosqlite connection (WAL), shared by the process."""
 
     def __init__(self, path: Path, pepper: bytes | None) -> None:
         super().__init__(pepper)
-        self.path = path
-        self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    async def _connection(self) -> aiosqlite.Connection:
-        async with self._lock:
-            if self._conn is None:
-                await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
-                conn = await aiosqlite.connect(self.path, isolation_level=None)
-                await conn.execute("PRAGMA busy_timeout = 10000")
-                await conn.execute("PRAGMA journal_mode = WAL")
-                self._conn = conn
-            return self._conn
-
-    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        conn = await self._connection()
-        async with conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        self._open_sqlite(path)
 
     async def _setup(self) -> None:
         await self._rows(
@@ -250,33 +230,13 @@ class SqliteKeyStore(KeyStore):
             f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
 
-    async def close(self) -> None:
-        """Close the connection."""
-        async with self._lock:
-            if self._conn is not None:
-                await self._conn.close()
-                self._conn = None
 
-
-class PostgresKeyStore(KeyStore):
+class PostgresKeyStore(PostgresConnection, KeyStore):
     """PostgreSQL backend on a small psycopg pool (autocommit)."""
-
-    placeholder = "%s"
 
     def __init__(self, url: str, pepper: bytes | None) -> None:
         super().__init__(pepper)
-        self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=4,
-            kwargs={"autocommit": True, "prepare_threshold": 0},
-            open=False,
-        )
-
-    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            return list(await cur.fetchall()) if cur.description else []
+        self._open_pool(url)
 
     async def _setup(self) -> None:
         await self.pool.open(wait=True)
@@ -291,10 +251,6 @@ class PostgresKeyStore(KeyStore):
                 "(name TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
 
-    async def close(self) -> None:
-        """Close the pool."""
-        await self.pool.close()
-
 
 def open_key_store(settings: Settings) -> KeyStore:
     """The backend for the settings (not yet set up)."""
@@ -303,7 +259,7 @@ def open_key_store(settings: Settings) -> KeyStore:
         if settings.api_key_pepper
         else None
     )
-    if settings.database_url and settings.database_url.startswith(("postgresql://", "postgres://")):
+    if settings.database_url and is_postgres_url(settings.database_url):
         return PostgresKeyStore(settings.database_url, pepper)
     return SqliteKeyStore(settings.data_dir / "tenancy.sqlite", pepper)
 

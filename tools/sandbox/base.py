@@ -19,6 +19,7 @@ __all__ = [
     "Backend",
     "InvalidWorkspacePath",
     "LimitHit",
+    "PythonEntry",
     "Sandbox",
     "SandboxError",
     "SandboxLimits",
@@ -128,6 +129,38 @@ class Sandbox(Protocol):
     ) -> SandboxResult:
         """Run `python3 <entry>` over `files`; `entry` is one of the workspace paths."""
         ...
+
+
+class PythonEntry:
+    """`run_python` for a backend whose `run` takes `collect`: `[self.python, entry]` over files.
+
+    One definition for every backend, so the entry's path check cannot drift between them.
+    """
+
+    python: str
+
+    async def run(
+        self,
+        files: Mapping[str, str],
+        command: Sequence[str],
+        limits: SandboxLimits | None = None,
+        *,
+        collect: Sequence[str] = (),
+    ) -> SandboxResult:
+        """The backend's own run (declared here for the type checker)."""
+        raise NotImplementedError
+
+    async def run_python(
+        self,
+        files: Mapping[str, str],
+        entry: str,
+        limits: SandboxLimits | None = None,
+        *,
+        collect: Sequence[str] = (),
+    ) -> SandboxResult:
+        """Run `python3 <entry>` over `files` with the configured interpreter."""
+        validate_workspace_path(entry)
+        return await self.run(files, [self.python, entry], limits, collect=collect)
 
 
 def validate_command(command: Sequence[str]) -> None:

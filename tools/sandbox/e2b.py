@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tools.sandbox.base import (
     LimitHit,
+    PythonEntry,
     SandboxError,
     SandboxLimits,
     SandboxResult,
@@ -192,7 +193,7 @@ def build_cell(
     )
 
 
-class E2BSandbox:
+class E2BSandbox(PythonEntry):
     """Runs commands in E2B sandboxes with the official SDK; implements `tools.sandbox.Sandbox`.
 
     `debug=True` + `sandbox_url` send every request to that URL and skip the control plane (the
@@ -261,18 +262,6 @@ class E2BSandbox:
             except Exception:  # noqa: BLE001 - the sandbox times out by itself anyway
                 pass
         return _to_result(execution)
-
-    async def run_python(
-        self,
-        files: Mapping[str, str],
-        entry: str,
-        limits: SandboxLimits | None = None,
-        *,
-        collect: Sequence[str] = (),
-    ) -> SandboxResult:
-        """Run `python3 <entry>` over `files`."""
-        validate_workspace_path(entry)
-        return await self.run(files, [self.python, entry], limits, collect=collect)
 
 
 def _to_result(execution: Any) -> SandboxResult:

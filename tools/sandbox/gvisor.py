@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from tools.sandbox.base import (
     LimitHit,
+    PythonEntry,
     SandboxLimits,
     SandboxResult,
     SandboxUnavailable,
@@ -119,7 +120,7 @@ _SECCOMP: dict[str, Any] = {
 }
 
 
-class GVisorSandbox:
+class GVisorSandbox(PythonEntry):
     """Runs commands in a gVisor container; implements `tools.sandbox.Sandbox`.
 
     `platform="ptrace"` works everywhere, including inside VMs without nested virtualisation
@@ -202,18 +203,6 @@ class GVisorSandbox:
         wanted = [validate_workspace_path(name) for name in collect]
         await self._ensure_usable()
         return await self._run(paths, list(command), limits, wanted)
-
-    async def run_python(
-        self,
-        files: Mapping[str, str],
-        entry: str,
-        limits: SandboxLimits | None = None,
-        *,
-        collect: Sequence[str] = (),
-    ) -> SandboxResult:
-        """Run `python3 <entry>` over `files` with the configured interpreter."""
-        validate_workspace_path(entry)
-        return await self.run(files, [self.python, entry], limits, collect=collect)
 
     def spec(
         self, container_id: str, workspace: Path, command: Sequence[str], limits: SandboxLimits

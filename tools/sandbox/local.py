@@ -47,6 +47,7 @@ from pathlib import Path, PurePosixPath
 
 from tools.sandbox.base import (
     LimitHit,
+    PythonEntry,
     SandboxError,
     SandboxLimits,
     SandboxResult,
@@ -403,7 +404,7 @@ class _Warm:
     loop: asyncio.AbstractEventLoop
 
 
-class LocalSandbox:
+class LocalSandbox(PythonEntry):
     """Runs commands under bubblewrap on this machine; implements `tools.sandbox.Sandbox`.
 
     `python` must live under `/usr` (the only host tree mounted inside). Workspaces are created
@@ -530,18 +531,6 @@ class LocalSandbox:
             await asyncio.to_thread(_teardown, workspace, group)
             raise
         return await asyncio.to_thread(_finish, result, workspace, group, wanted)
-
-    async def run_python(
-        self,
-        files: Mapping[str, str],
-        entry: str,
-        limits: SandboxLimits | None = None,
-        *,
-        collect: Sequence[str] = (),
-    ) -> SandboxResult:
-        """Run `python3 <entry>` over `files` with the configured interpreter."""
-        validate_workspace_path(entry)
-        return await self.run(files, [self.python, entry], limits, collect=collect)
 
     def argv(self, workspace: Path, command: Sequence[str], limits: SandboxLimits) -> list[str]:
         """The bwrap + prlimit command line for a workspace path (for inspection and benchmarks).

@@ -50,6 +50,7 @@ from memory.working import (
 )
 from nodes.prompts import load_prompt
 from service import deps
+from service.models import text_of
 from service.scripted import ScriptedChatModel
 from service.settings import get_settings
 
@@ -214,13 +215,6 @@ async def counter_for(ctx: TeamContext) -> TokenCounter:
 # -- history: pinned messages, folding -----------------------------------------------------
 
 
-def _text(message: AnyMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in content)
-
-
 def _pinned(message: AnyMessage) -> bool:
     # A human's decision is an instruction, not chatter: it is never folded away (delivery
     # also reads rejection comments from the messages to store them as lessons).
@@ -236,12 +230,12 @@ def _split(messages: Sequence[AnyMessage]) -> tuple[list[AnyMessage], list[AnyMe
 
 
 def _line(message: AnyMessage) -> str:
-    return f"- {_text(message)}"
+    return f"- {text_of(message)}"
 
 
 def _turn(message: AnyMessage, seq: int) -> Turn:
     role = message.name or message.type
-    body = _text(message).removeprefix(f"{role}: ")
+    body = text_of(message).removeprefix(f"{role}: ")
     # Mid-task chatter is an observation: `lessons()` recalls only verified critiques,
     # failures and solutions, which delivery stores.
     return Turn(seq=seq, role=role, content=body, kind="observation")

@@ -52,7 +52,8 @@ def _response_format(schema: type[BaseModel]) -> dict[str, object]:
     }
 
 
-def _text_of(message: BaseMessage) -> str:
+def text_of(message: BaseMessage) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
     content = message.content
     if isinstance(content, str):
         return content
@@ -110,7 +111,7 @@ async def structured_call[T: BaseModel](
             text = ""
         else:
             total = add_usage(total, usage_of(reply))
-            text = _strip_fences(_text_of(reply))
+            text = _strip_fences(text_of(reply))
             try:
                 return schema.model_validate_json(text), total
             except ValidationError as exc:
@@ -192,4 +193,4 @@ def chat_model(settings: Settings) -> BaseChatModel:
 
 def message_texts(messages: Sequence[BaseMessage]) -> list[str]:
     """Plain text of messages (for scripted-model matching and logs)."""
-    return [_text_of(m) for m in messages]
+    return [text_of(m) for m in messages]

@@ -378,17 +378,22 @@ class EpisodicSearch:
 
     The tool runs in the gateway's event loop; recall embeds and queries Qdrant, so it runs in
     a thread. Scope `task` keeps to the calling task's memories, `tenant` to the tenant's.
+    `open_memory` is called on the first search, so a gateway whose runs never search memory
+    never loads the embedding model.
     """
 
-    def __init__(self, memory: EpisodicMemory) -> None:
-        self.memory = memory
+    def __init__(self, open_memory: Callable[[], EpisodicMemory | None]) -> None:
+        self.open_memory = open_memory
 
     async def search(
         self, query: str, *, k: int, tenant_id: str, task_id: str, scope: str
     ) -> list[MemoryHit]:
         """The k best memories as tool hits, best first."""
+        memory = await asyncio.to_thread(self.open_memory)
+        if memory is None:
+            return []
         hits = await asyncio.to_thread(
-            self.memory.recall,
+            memory.recall,
             query,
             tenant_id,
             k,

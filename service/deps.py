@@ -204,13 +204,13 @@ async def get_gateway(ctx: TeamContext) -> ToolGateway:
         await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True, exist_ok=True)
         registry = await asyncio.to_thread(default_registry)
         ledger = await open_ledger(settings.ledger_url())
-        # The process's memory, not this run's choice: the gateway is shared by every run.
-        episodic = await asyncio.to_thread(_default_memory)
         _GATEWAYS[key] = ToolGateway(
             registry,
             ledger,
             sandbox=await get_sandbox(ctx),
-            memory=EpisodicSearch(episodic) if episodic is not None else None,
+            # The process's memory (opened on the first search), not this run's choice: the
+            # gateway is shared by every run.
+            memory=EpisodicSearch(_default_memory) if settings.memory_enabled else None,
         )
     return _GATEWAYS[key]
 

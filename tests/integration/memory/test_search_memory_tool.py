@@ -46,7 +46,7 @@ async def test_search_memory_finds_the_tenants_memories_by_meaning(
     memory = EpisodicMemory(QdrantClient(":memory:"), e5)
     remember(memory)
     ledger = await open_ledger(str(tmp_path / "ledger.sqlite"))
-    gateway = ToolGateway(default_registry(), ledger, memory=EpisodicSearch(memory))
+    gateway = ToolGateway(default_registry(), ledger, memory=EpisodicSearch(lambda: memory))
 
     def ctx(task: str) -> CallContext:
         return CallContext(

@@ -28,6 +28,7 @@ Every error is `{"error": {"code": …, "message": …}}` with a stable code:
 | 429 | `active_task_limit` | the tenant already has `max_active_tasks` running or waiting tasks |
 | 429 | `overloaded` | backpressure: run backlog or model 429s over threshold (`Retry-After`) |
 | 502 | `upstream_error` | the LangGraph server answered something unexpected |
+| 503 | `busy` | another request held the tenant's or task's lock too long (`Retry-After`) |
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import httpx
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, WebSocket, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from langgraph_sdk import get_client
@@ -56,7 +58,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from service.dlq import close_dlq_stores, record_dead_letter
-from service.limits import close_limit_stores, get_limit_store, limits_for, retry_after
+from service.limits import (
+    LockBusy,
+    close_limit_stores,
+    get_limit_store,
+    limits_for,
+    retry_after,
+)
 from service.settings import get_settings
 from service.tenancy import (
     Identity,
@@ -81,6 +89,9 @@ RUN_START_TIMEOUT_S = 30.0
 WS_AUTH_TIMEOUT_S = 10.0
 MAX_AFTER = 2**53
 ACTIVE_RETRY_AFTER_S = 30
+LOCK_HOLD_S = RUN_START_TIMEOUT_S + 30.0
+"""A lock outlives the longest run start it guards, and frees itself if its holder crashed."""
+LOCK_WAIT_S = RUN_START_TIMEOUT_S + 5.0
 
 TaskStatus = Literal["queued", "running", "waiting_for_approval", "completed", "failed"]
 EventType = Literal["lifecycle", "progress", "tool", "approval", "policy", "other"]
@@ -132,6 +143,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Invalid request (`validation_error`)."},
     429: {"model": ErrorBody, "description": "`rate_limited`; see Retry-After."},
     502: {"model": ErrorBody, "description": "Unexpected answer of the LangGraph server."},
+    503: {"model": ErrorBody, "description": "A shared lock is held too long (`busy`)."},
 }
 
 
@@ -287,7 +299,6 @@ class Facade:
         self._clients: dict[str, LangGraphClient] = {}
         self._drivers: set[asyncio.Task[None]] = set()
         self._latest: dict[str, asyncio.Task[None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
 
     def client(self, url: str) -> LangGraphClient:
         """One SDK client per server URL; the caller's key travels per request."""
@@ -298,10 +309,6 @@ class Facade:
                 timeout=(30.0, 600.0, 30.0, 30.0),
             )
         return self._clients[url]
-
-    def lock(self, name: str) -> asyncio.Lock:
-        """An in-process lock (per tenant for the active-task cap, per task for approvals)."""
-        return self._locks.setdefault(name, asyncio.Lock())
 
     def spawn(self, task_id: str, coro: Any) -> asyncio.Task[None]:
         """Keep a reference to a task's background driver until it ends."""
@@ -365,6 +372,23 @@ app = FastAPI(
     redoc_url=None,
     lifespan=lifespan,
 )
+
+
+def _facade_openapi() -> dict[str, Any]:
+    """The façade's own routes only.
+
+    Aegra serves its LangGraph Server API from this same app; that API is documented by the
+    LangGraph server itself and is not part of the task API's contract.
+    """
+    if app.openapi_schema is None:
+        ours = [r for r in app.routes if str(getattr(r, "path", "")).startswith("/v1/")]
+        app.openapi_schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=ours
+        )
+    return app.openapi_schema
+
+
+app.openapi = _facade_openapi  # type: ignore[method-assign]
 
 
 def _facade(request: Request) -> Facade:
@@ -506,20 +530,39 @@ class Session:
         except httpx.HTTPStatusError as exc:
             raise _upstream(exc, "task") from None
 
-    async def active_tasks(self) -> int:
-        """Tasks of this tenant that are running, queued or waiting for approval."""
+    async def active_tasks(self, cap: int) -> int:
+        """Tasks of this tenant running, queued or waiting for approval, counted up to `cap`.
+
+        A bounded search rather than `threads.count`, which not every server implements
+        (Aegra 0.11 has no `/threads/count`).
+        """
         metadata = {"kind": TASK_KIND, "tenant": self.identity.tenant}
         statuses: Sequence[ThreadStatus] = ("busy", "interrupted")
+        active = 0
         try:
-            counts = [
-                await self.client.threads.count(
-                    metadata=metadata, status=status_, headers=self.headers
+            for status_ in statuses:
+                found = await self.client.threads.search(
+                    metadata=metadata, status=status_, limit=cap, headers=self.headers
                 )
-                for status_ in statuses
-            ]
+                active += len(found)
         except httpx.HTTPStatusError as exc:
             raise _upstream(exc, "tasks") from None
-        return sum(int(c) for c in counts)
+        return min(active, cap)
+
+
+@asynccontextmanager
+async def exclusive(name: str) -> AsyncIterator[None]:
+    """Hold a lock shared by every instance (per tenant for the cap, per task for answers)."""
+    try:
+        async with get_limit_store().lock(name, hold_s=LOCK_HOLD_S, wait_s=LOCK_WAIT_S):
+            yield
+    except LockBusy:
+        raise ApiError(
+            503,
+            "busy",
+            "another request on this tenant or task is still being handled; retry shortly",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 async def session(request: Request, identity: Caller) -> Session:
@@ -559,6 +602,17 @@ def task_status(thread_status: str, values: Mapping[str, Any], waiting: bool) ->
     if isinstance(report, dict):
         return "failed" if report.get("status") == "failed" else "completed"
     return "queued"
+
+
+async def _with_values(sess: Session, thread: Thread) -> Thread:
+    """The thread with its state's values: Aegra's thread records leave them out.
+
+    A busy thread is running whatever its values say, so it costs no extra request.
+    """
+    if "values" in thread or thread.get("status") == "busy":
+        return thread
+    state = await sess.state(str(thread["thread_id"]))
+    return cast(Thread, {**thread, "values": _values(state)})
 
 
 def _summary(thread: Thread) -> TaskSummary:
@@ -619,6 +673,7 @@ async def _drive(
     *,
     input: dict[str, Any] | None = None,
     command: dict[str, Any] | None = None,
+    checkpoint_id: str | None = None,
     context: dict[str, Any],
 ) -> None:
     """Run the graph once on the thread, logging its progress and outcome to the ledger.
@@ -638,6 +693,7 @@ async def _drive(
             GRAPH_ID,
             input=input,
             command=cast(Any, command),
+            checkpoint_id=checkpoint_id,
             context=context,
             stream_mode=["custom", "updates"],
             multitask_strategy="reject",
@@ -748,12 +804,24 @@ async def _start_run(
     context: dict[str, Any],
     input: dict[str, Any] | None = None,
     command: dict[str, Any] | None = None,
+    checkpoint_id: str | None = None,
 ) -> str:
-    """Start the driver and wait until the server accepted the run; its id."""
+    """Start the driver and wait until the server accepted the run; its id.
+
+    With neither input nor command, name the checkpoint to resume from: servers differ on
+    whether a bare run continues the thread (Aegra refuses it).
+    """
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    sess.facade.spawn(
-        task_id, _drive(sess, task_id, ready, input=input, command=command, context=context)
+    drive = _drive(
+        sess,
+        task_id,
+        ready,
+        input=input,
+        command=command,
+        checkpoint_id=checkpoint_id,
+        context=context,
     )
+    sess.facade.spawn(task_id, drive)
     try:
         return await asyncio.wait_for(ready, RUN_START_TIMEOUT_S)
     except httpx.HTTPStatusError as exc:
@@ -834,8 +902,8 @@ async def create_task(
             headers={"Retry-After": str(pressure.retry_after_s)},
         )
     cap = limits_for(settings, tenant).max_active_tasks
-    async with sess.facade.lock(f"tenant:{tenant}"):
-        active = await sess.active_tasks()
+    async with exclusive(f"tenant:{tenant}"):
+        active = await sess.active_tasks(cap)
         if active >= cap:
             raise ApiError(
                 429,
@@ -891,7 +959,8 @@ async def list_tasks(
         )
     except httpx.HTTPStatusError as exc:
         raise _upstream(exc, "tasks") from None
-    tasks = [_summary(t) for t in threads]
+    complete = await asyncio.gather(*(_with_values(sess, t) for t in threads))
+    tasks = [_summary(t) for t in complete]
     return TaskList(tasks=tasks, next_offset=offset + len(tasks) if len(tasks) == limit else None)
 
 
@@ -913,7 +982,7 @@ async def get_task(task_id: TaskId, sess: SessionDep) -> TaskView:
 async def approve_task(task_id: TaskId, body: ApproveRequest, sess: SessionDep) -> TaskView:
     """Answer the pending approval; a rejection's comment goes back to the team."""
     tid = str(task_id)
-    async with sess.facade.lock(f"task:{tid}"):
+    async with exclusive(f"task:{tid}"):
         await sess.facade.settle(tid)
         thread = await sess.thread(tid)
         state = await sess.state(tid)
@@ -1058,7 +1127,7 @@ async def _pump(ws: WebSocket, sess: Session, task_id: str, cursor: int) -> None
                 await ws.send_json(msg.model_dump(mode="json", exclude_none=True))
                 cursor, last_kind = event.id, event.kind
             if last_kind in TERMINAL_KINDS and len(events) < 200:
-                thread = await sess.thread(task_id)
+                thread = await _with_values(sess, await sess.thread(task_id))
                 status_ = task_status(str(thread["status"]), _values(thread), False)
                 if status_ in ("completed", "failed"):
                     end = StreamMessage(type="end", status=status_)

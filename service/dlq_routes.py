@@ -30,6 +30,7 @@ from service.api import (
     _clean_text,
     _context,
     _start_run,
+    exclusive,
 )
 from service.dlq import DeadLetter, DeadLetterStatus, get_dlq_store
 
@@ -139,7 +140,7 @@ async def replay_dead_letter(
     letter = await _letter(sess, letter_id)
     store = await get_dlq_store()
     tid = letter.task_id
-    async with sess.facade.lock(f"task:{tid}"):
+    async with exclusive(f"task:{tid}"):
         await sess.facade.settle(tid)
         thread = await sess.thread(tid)
         if not await store.transition(
@@ -151,11 +152,13 @@ async def replay_dead_letter(
             metadata["options"] if isinstance(metadata.get("options"), dict) else {}
         )
         edited = body.input if body is not None else None
+        last = None if edited else ((await sess.state(tid)).get("checkpoint") or {})
         try:
             run_id = await _start_run(
                 sess,
                 tid,
                 command={"update": edited} if edited else None,
+                checkpoint_id=last.get("checkpoint_id") if last else None,
                 context=_context(options, tenant),
             )
         except ApiError:

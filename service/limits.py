@@ -3,7 +3,9 @@
 - **Rate limit**: a token bucket per tenant (`rate_limit_per_s` refill, `rate_limit_burst` size),
   kept in Redis by one Lua script so every server instance shares it; in-process when no Redis
   is configured (a single `langgraph dev`).
-- **Active tasks**: counted by the caller from the server (threads busy or interrupted).
+- **Active tasks**: counted by the caller from the server (threads busy or interrupted), under
+  `lock(f"tenant:{tenant}")`, which is a Redis lock when Redis is configured, so two instances
+  cannot both let the tenant's last free slot through.
 - **Depth**: agent-created tasks carry their nesting depth; deeper than `max_task_depth` is
   refused, so a task that spawns tasks that spawn tasks cannot fork-bomb the deployment.
 - **Backpressure**: two gauges in Redis shared by all instances — runs started and not yet
@@ -20,16 +22,20 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 
 from service.settings import Settings, get_settings
 
 __all__ = [
     "Backpressure",
+    "LockBusy",
     "LimitStore",
     "TenantLimits",
     "get_limit_store",
@@ -82,6 +88,10 @@ def limits_for(settings: Settings, tenant: str) -> TenantLimits:
     return TenantLimits.model_validate(base)
 
 
+class LockBusy(Exception):
+    """Another request (maybe on another instance) held the lock for longer than we waited."""
+
+
 @dataclass(frozen=True)
 class Backpressure:
     """Why new work is refused right now, and when to come back."""
@@ -113,6 +123,7 @@ class LimitStore:
         self._inflight: dict[str, float] = {}
         self._model_429: list[float] = []
         self._lock = asyncio.Lock()
+        self._named: dict[str, asyncio.Lock] = {}
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -135,6 +146,37 @@ class LimitStore:
                 return 0.0
             self._buckets[tenant] = (tokens, now)
             return (1 - tokens) / rate
+
+    @asynccontextmanager
+    async def lock(self, name: str, *, hold_s: float, wait_s: float) -> AsyncIterator[None]:
+        """Hold `name` across every instance sharing this Redis (else within this process).
+
+        The Redis lock expires after `hold_s`, so a holder that crashed frees it; waiting longer
+        than `wait_s` raises `LockBusy`.
+        """
+        if self.redis is None:
+            local = self._named.setdefault(name, asyncio.Lock())
+            try:
+                await asyncio.wait_for(local.acquire(), wait_s)
+            except TimeoutError:
+                raise LockBusy(name) from None
+            try:
+                yield
+            finally:
+                local.release()
+            return
+        shared = self.redis.lock(
+            self._key("lock", name), timeout=hold_s, blocking_timeout=wait_s, thread_local=False
+        )
+        if not await shared.acquire():
+            raise LockBusy(name)
+        try:
+            yield
+        finally:
+            try:
+                await shared.release()
+            except LockError:  # it expired while held; someone else may own it now
+                pass
 
     async def run_started(self, run_id: str) -> None:
         """Count a run into the in-flight gauge."""

@@ -1,8 +1,11 @@
-"""A `langgraph dev` serving the task façade with two tenants' keys, limits and Redis gauges.
+"""The task façade served two ways, with the tenants' keys, limits and Redis gauges.
 
-The server helpers (free port, readiness wait, process-group stop) come from
-`test_langgraph_server`; only the environment differs: seeded API keys, per-tenant limit
-overrides, a Redis key prefix of the module's own, and the same scripted model.
+Every test here runs against both servers the façade is mounted in (`langgraph.json` →
+`http.app`): `langgraph dev`, and two real Aegra instances (`strategos serve`) sharing a fresh
+PostgreSQL database and a Redis prefix, the way a deployment runs. The `langgraph dev` helpers
+(free port, readiness wait, process-group stop) come from `test_langgraph_server`, the Aegra ones
+from `tests.integration.aegra.harness`; the environment is the same: seeded API keys, per-tenant
+limit overrides, a Redis key prefix of the server's own, and the scripted model.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import cli_env, write_script
+from tests.integration.aegra import harness
 from tests.integration.test_langgraph_server import (
     REPO,
     _free_port,
@@ -44,6 +48,7 @@ TENANT_LIMITS = {
 }
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MODEL_429_THRESHOLD = 5
+BACKENDS = ("langgraph-dev", "aegra")
 
 
 @dataclass(frozen=True)
@@ -54,12 +59,33 @@ class ApiServer:
     log: Path
     data_dir: Path
     redis_prefix: str
+    backend: str = "langgraph-dev"
+    peer_url: str | None = None
+    """A second instance over the same database and Redis (Aegra only)."""
+    peer_log: Path | None = None
 
     def headers(self, tenant: str) -> dict[str, str]:
         return {"x-api-key": KEYS[tenant]}
 
     def tail(self) -> str:
-        return _log_tail(self.log)
+        if self.peer_log is None:
+            return _log_tail(self.log)
+        return f"{_log_tail(self.log)}\n--- peer ---\n{_log_tail(self.peer_log)}"
+
+
+def _limits_env(script: Path, prefix: str) -> dict[str, str]:
+    """What both servers get: the script, the keys, the limits and the Redis gauges."""
+    return {
+        "STRATEGOS_SCRIPTED_MODEL": str(script),
+        "STRATEGOS_API_KEYS": ",".join(f"{t}:{k}" for t, k in KEYS.items()),
+        "STRATEGOS_TENANT_LIMITS": json.dumps(TENANT_LIMITS),
+        "STRATEGOS_REDIS_URL": REDIS_URL,
+        "STRATEGOS_REDIS_PREFIX": prefix,
+        "STRATEGOS_BACKPRESSURE_MAX_MODEL_429_PER_MIN": str(MODEL_429_THRESHOLD),
+        "STRATEGOS_BACKPRESSURE_MAX_QUEUE": "50",
+        "STRATEGOS_MEMORY_ENABLED": "false",
+        "STRATEGOS_MEMORY_GRAPH_ENABLED": "false",
+    }
 
 
 def _config_in(tmp: Path) -> Path:
@@ -76,21 +102,19 @@ def _config_in(tmp: Path) -> Path:
 
 
 @contextmanager
-def run_api_server(tmp: Path, rules: list[dict[str, Any]]) -> Iterator[ApiServer]:
-    """Start `langgraph dev` in `tmp` with the façade, the tenants' keys and this script."""
+def run_api_server(
+    tmp: Path, rules: list[dict[str, Any]], backend: str = "langgraph-dev"
+) -> Iterator[ApiServer]:
+    """Serve the façade in `tmp` on `backend` with the tenants' keys and this script."""
+    if backend == "aegra":
+        with _run_on_aegra(tmp, rules) as server:
+            yield server
+        return
     script = write_script(tmp / "script.json", rules)
     prefix = f"strategos-test-{uuid.uuid4().hex[:8]}"
     env = cli_env(
         tmp,
-        STRATEGOS_SCRIPTED_MODEL=str(script),
-        STRATEGOS_API_KEYS=",".join(f"{t}:{k}" for t, k in KEYS.items()),
-        STRATEGOS_TENANT_LIMITS=json.dumps(TENANT_LIMITS),
-        STRATEGOS_REDIS_URL=REDIS_URL,
-        STRATEGOS_REDIS_PREFIX=prefix,
-        STRATEGOS_BACKPRESSURE_MAX_MODEL_429_PER_MIN=str(MODEL_429_THRESHOLD),
-        STRATEGOS_BACKPRESSURE_MAX_QUEUE="50",
-        STRATEGOS_MEMORY_ENABLED="false",
-        STRATEGOS_MEMORY_GRAPH_ENABLED="false",
+        **_limits_env(script, prefix),
         LANGGRAPH_CLI_NO_ANALYTICS="1",
         LANGGRAPH_NO_VERSION_CHECK="true",
     )
@@ -128,9 +152,43 @@ def run_api_server(tmp: Path, rules: list[dict[str, Any]]) -> Iterator[ApiServer
         _stop(proc)
 
 
-@pytest.fixture(scope="package")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    with run_api_server(tmp_path_factory.mktemp("api_server"), approval_flow_rules()) as server:
+@contextmanager
+def _run_on_aegra(tmp: Path, rules: list[dict[str, Any]]) -> Iterator[ApiServer]:
+    """Two `strategos serve` instances over a fresh database; requests go to the first."""
+    script = write_script(tmp / "script.json", rules)
+    prefix = f"strategos-test-{uuid.uuid4().hex[:8]}"
+    with harness.fresh_database() as database_url:
+        env = harness.server_env(tmp, database_url, script, prefix)
+        env.update(_limits_env(script, prefix))
+        first = harness.start("a", tmp, env)
+        second = None
+        try:
+            harness.wait_ready(first)  # migrates the database alone
+            second = harness.start("b", tmp, env)
+            harness.wait_ready(second)
+            yield ApiServer(
+                url=first.url,
+                log=first.log,
+                data_dir=Path(env["STRATEGOS_DATA_DIR"]),
+                redis_prefix=prefix,
+                backend="aegra",
+                peer_url=second.url,
+                peer_log=second.log,
+            )
+        finally:
+            for instance in (first, second):
+                if instance is not None:
+                    instance.stop()
+            harness.clean_redis(prefix)
+
+
+@pytest.fixture(scope="package", params=BACKENDS)
+def api_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    backend = str(request.param)
+    tmp = tmp_path_factory.mktemp(f"api_{backend}")
+    with run_api_server(tmp, approval_flow_rules(), backend) as server:
         yield server
 
 

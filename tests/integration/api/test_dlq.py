@@ -24,7 +24,7 @@ from langgraph_sdk import get_client
 
 from service.dlq import DeadLetterStore, PostgresDeadLetterStore, SqliteDeadLetterStore
 from tests.conftest import cases_reply, cli_env, coder_reply, review_reply
-from tests.integration.api.conftest import KEYS, ApiServer, run_api_server
+from tests.integration.api.conftest import BACKENDS, KEYS, ApiServer, run_api_server
 from tests.integration.api.test_facade import wait_for_status
 from tests.integration.test_langgraph_server import GOAL, PLAIN_ADD
 
@@ -38,9 +38,12 @@ RULES: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def dlq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    with run_api_server(tmp_path_factory.mktemp("dlq_server"), RULES) as server:
+@pytest.fixture(scope="module", params=BACKENDS)
+def dlq_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    backend = str(request.param)
+    with run_api_server(tmp_path_factory.mktemp(f"dlq_{backend}"), RULES, backend) as server:
         yield server
 
 

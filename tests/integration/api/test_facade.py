@@ -131,11 +131,18 @@ async def test_owner_rejects_then_approves_and_the_task_is_delivered(
     waiting = await wait_for_status(http, api_server, task_id, "alice", {"waiting_for_approval"})
     assert waiting["pending_approval"]["kind"] == "approval_request"
 
-    approved = await http.post(
-        f"/v1/tasks/{task_id}/approve", json={"approved": True, "comment": "ship it"}, headers=alice
-    )
+    # Under Aegra the approval goes to the other instance: a task belongs to the deployment.
+    async with httpx.AsyncClient(base_url=api_server.peer_url or api_server.url) as peer:
+        approved = await peer.post(
+            f"/v1/tasks/{task_id}/approve",
+            json={"approved": True, "comment": "ship it"},
+            headers=alice,
+            timeout=60.0,
+        )
     assert approved.status_code == 200, approved.text
     done = await wait_for_status(http, api_server, task_id, "alice", {"completed", "failed"})
+    listed = (await http.get("/v1/tasks", headers=alice)).json()
+    assert {t["task_id"]: t["status"] for t in listed["tasks"]}[task_id] == "completed"
     assert done["status"] == "completed", done
     assert done["result"]["status"] == "delivered"
     assert done["result"]["approval"] == {"approved": True, "comment": "ship it"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -97,6 +98,30 @@ async def test_active_task_cap_is_429_until_a_task_ends(
     )
     assert third.status_code == 201, third.text
     await wait_for_status(http, api_server, third.json()["task_id"], "carol", {"completed"})
+
+
+async def test_racing_submissions_take_the_last_slot_once(
+    http: httpx.AsyncClient, api_server: ApiServer
+) -> None:
+    """Four submissions at once for carol's one slot, spread over both instances under Aegra."""
+    carol = api_server.headers("carol")
+    urls = [api_server.url, api_server.peer_url or api_server.url] * 4
+    async with httpx.AsyncClient(timeout=90.0) as client:
+        for url in set(urls):  # warm: the race is between the requests, not cold starts
+            assert (await client.get(f"{url}/v1/tasks", headers=carol)).status_code == 200
+        answers = await asyncio.gather(
+            *(client.post(f"{url}/v1/tasks", json={"goal": GOAL}, headers=carol) for url in urls)
+        )
+    created = [a for a in answers if a.status_code == 201]
+    assert len(created) == 1, [a.text for a in answers]
+    for refused in (a for a in answers if a.status_code != 201):
+        assert_error(refused, 429, "active_task_limit")
+
+    task_id = created[0].json()["task_id"]
+    await wait_for_status(http, api_server, task_id, "carol", {"waiting_for_approval"})
+    answer = await http.post(f"/v1/tasks/{task_id}/approve", json={"approved": True}, headers=carol)
+    assert answer.status_code == 200, answer.text
+    await wait_for_status(http, api_server, task_id, "carol", {"completed"})
 
 
 async def test_depth_over_three_is_refused_with_403(

@@ -41,6 +41,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
 import httpx
@@ -92,6 +93,10 @@ ACTIVE_RETRY_AFTER_S = 30
 LOCK_HOLD_S = RUN_START_TIMEOUT_S + 30.0
 """A lock outlives the longest run start it guards, and frees itself if its holder crashed."""
 LOCK_WAIT_S = RUN_START_TIMEOUT_S + 5.0
+DRIVER_GRACE_S = 3.0
+"""A run that ended longer ago than this without a logged outcome lost its driver (a live
+driver logs it as its stream ends; a later one only risks a progress event after the end)."""
+RECONCILE_EVERY_S = 2.0
 
 TaskStatus = Literal["queued", "running", "waiting_for_approval", "completed", "failed"]
 EventType = Literal["lifecycle", "progress", "tool", "approval", "policy", "other"]
@@ -323,6 +328,11 @@ class Facade:
 
         task.add_done_callback(done)
         return task
+
+    def driving(self, task_id: str) -> bool:
+        """Whether a driver in this process is following the task's latest run."""
+        task = self._latest.get(task_id)
+        return task is not None and not task.done()
 
     async def settle(self, task_id: str, timeout_s: float = 15.0) -> None:
         """Wait until this process's driver of the task has logged its run's outcome.
@@ -637,6 +647,7 @@ def _json_dict(value: Any) -> dict[str, JsonValue] | None:
 
 
 async def _view(sess: Session, thread: Thread) -> TaskView:
+    await reconcile(sess, thread)
     state = await sess.state(str(thread["thread_id"]))
     values = _values(state)
     interrupts = _interrupts(state)
@@ -768,11 +779,21 @@ class _Outcome:
 
 
 async def _record_outcome(sess: Session, task_id: str, run_id: str, outcome: _Outcome) -> None:
-    """Append what the run ended in: a request for approval, a completion or a failure."""
+    """Append what the run ended in, once: under a lock shared with the other instances."""
+    key = f"outcome:{run_id}"
+    try:
+        async with get_limit_store().lock(key, hold_s=DRIVER_GRACE_S, wait_s=DRIVER_GRACE_S):
+            if await sess.facade.ledger.events(task_id, 0, 1, key=key):
+                return
+            await _append_outcome(sess, task_id, run_id, outcome)
+    except LockBusy:
+        log.warning("outcome of run %s is being recorded elsewhere", run_id)
+
+
+async def _append_outcome(sess: Session, task_id: str, run_id: str, outcome: _Outcome) -> None:
+    """Append a request for approval, a completion or a failure."""
     ledger = sess.facade.ledger
     key = f"outcome:{run_id}"
-    if await ledger.events(task_id, 0, 1, key=key):
-        return
     if outcome.error is not None:
         await ledger.append_event(
             task_id, "WorkflowFailed", {"run_id": run_id, "error": outcome.error}, key=key
@@ -794,6 +815,51 @@ async def _record_outcome(sess: Session, task_id: str, run_id: str, outcome: _Ou
             "WorkflowFailed",
             {"run_id": run_id, "error": "the run ended without a report"},
             key=key,
+        )
+
+
+async def reconcile(sess: Session, thread: Thread) -> None:
+    """Log how the thread's last run ended when the driver that followed it is gone.
+
+    A run's driver lives in the instance that accepted the run. If that instance died, another
+    one finished the run, but nobody logged its outcome, and a stream waiting for the end would
+    wait forever. Readers (GET, events, the stream) call this: a run that ended more than
+    `DRIVER_GRACE_S` ago without an outcome gets one, derived from the thread's state, and a
+    failed one a dead letter.
+    """
+    task_id = str(thread["thread_id"])
+    if thread.get("status") == "busy" or sess.facade.driving(task_id):
+        return
+    try:
+        runs = await sess.client.runs.list(task_id, limit=1, headers=sess.headers)
+    except httpx.HTTPStatusError as exc:
+        raise _upstream(exc, "task") from None
+    if not runs or runs[0]["status"] in ("pending", "running"):
+        return
+    run = runs[0]
+    run_id = str(run["run_id"])
+    if await sess.facade.ledger.events(task_id, 0, 1, key=f"outcome:{run_id}"):
+        return
+    ended = datetime.fromisoformat(str(run["updated_at"]))
+    if (datetime.now(UTC) - ended).total_seconds() < DRIVER_GRACE_S:
+        return  # a live driver may still be logging it
+    state = await sess.state(task_id)
+    outcome = _Outcome()
+    outcome.interrupts = _interrupts(state)
+    report = _values(state).get("report")
+    outcome.report = report if isinstance(report, dict) else None
+    if run["status"] != "success" and not outcome.interrupts and outcome.report is None:
+        outcome.error = f"the run ended with status {run['status']}"
+    await _record_outcome(sess, task_id, run_id, outcome)
+    if (error := outcome.failure()) is not None:
+        await record_dead_letter(
+            sess.client,
+            sess.headers,
+            tenant=sess.identity.tenant,
+            task_id=task_id,
+            run_id=run_id,
+            error=error,
+            input=None,
         )
 
 
@@ -1021,7 +1087,7 @@ async def task_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
     """The task's event log, oldest first, a page at a time."""
-    await sess.thread(str(task_id))
+    await reconcile(sess, await sess.thread(str(task_id)))
     events = await sess.facade.ledger.events(str(task_id), after, limit)
     return EventPage(
         events=[event_view(e) for e in events],
@@ -1135,9 +1201,11 @@ async def _pump(ws: WebSocket, sess: Session, task_id: str, cursor: int) -> None
                     await ws.close()
                     return
             if not events:
-                if time.monotonic() - last_check > 30:
+                if time.monotonic() - last_check > RECONCILE_EVERY_S:
                     last_check = time.monotonic()
-                    await sess.thread(task_id)  # the task may have been deleted
+                    # The task may have been deleted, or its run's driver died with its
+                    # instance: then this logs the outcome, and the stream can end.
+                    await reconcile(sess, await sess.thread(task_id))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(closed.wait(), POLL_S)
     except (WebSocketDisconnect, RuntimeError):

@@ -64,17 +64,18 @@ def fresh_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def crash_rules() -> list[dict[str, Any]]:
+    """One coder, one tester and one reviewer call: a task that is delivered at once."""
+    return [
+        {"role": "coder", "reply": coder_reply(PLAIN_ADD, "first version")},
+        {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(0, 0)", 0))},
+        {"role": "reviewer", "reply": review_reply()},
+    ]
+
+
 def crash_script(path: Path, latency_s: float) -> Path:
     """Three scripted calls per task, each taking `latency_s`, so a kill lands mid-run."""
-    return write_script(
-        path,
-        [
-            {"role": "coder", "reply": coder_reply(PLAIN_ADD, "first version")},
-            {"role": "tester", "reply": cases_reply(("add(1, 1)", 2), ("add(0, 0)", 0))},
-            {"role": "reviewer", "reply": review_reply()},
-        ],
-        latency_s=latency_s,
-    )
+    return write_script(path, crash_rules(), latency_s=latency_s)
 
 
 def clean_redis(prefix: str) -> None:

@@ -5,7 +5,7 @@ checkpoint per thread and exactly the scripted number of model calls), and each 
 have happened once (one completed `deliver_files` call in the shared ledger, and the delivered
 file not rewritten after the ledger recorded it; a delivery cut off mid-call is finished by the
 recovering instance, which leaves files already written alone). Recovery must take at most 10 s.
-`bench/aegra/bench_recovery.py` runs the same scenario with 50 tasks and repeated kills.
+`bench/aegra/bench_recovery.py` runs the same scenario with repeated kills.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.integration.aegra import harness
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-TASKS = 10
+TASKS = 50
 RECOVERY_BUDGET_S = 10.0
 
 

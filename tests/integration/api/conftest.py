@@ -63,6 +63,9 @@ class ApiServer:
     peer_url: str | None = None
     """A second instance over the same database and Redis (Aegra only)."""
     peer_log: Path | None = None
+    instances: tuple[harness.Instance, ...] = ()
+    """The Aegra processes, first one first (for tests that kill one)."""
+    database_url: str | None = None
 
     def headers(self, tenant: str) -> dict[str, str]:
         return {"x-api-key": KEYS[tenant]}
@@ -103,14 +106,18 @@ def _config_in(tmp: Path) -> Path:
 
 @contextmanager
 def run_api_server(
-    tmp: Path, rules: list[dict[str, Any]], backend: str = "langgraph-dev"
+    tmp: Path,
+    rules: list[dict[str, Any]],
+    backend: str = "langgraph-dev",
+    *,
+    latency_s: float = 0.0,
 ) -> Iterator[ApiServer]:
     """Serve the façade in `tmp` on `backend` with the tenants' keys and this script."""
     if backend == "aegra":
-        with _run_on_aegra(tmp, rules) as server:
+        with _run_on_aegra(tmp, rules, latency_s) as server:
             yield server
         return
-    script = write_script(tmp / "script.json", rules)
+    script = write_script(tmp / "script.json", rules, latency_s=latency_s)
     prefix = f"strategos-test-{uuid.uuid4().hex[:8]}"
     env = cli_env(
         tmp,
@@ -153,9 +160,9 @@ def run_api_server(
 
 
 @contextmanager
-def _run_on_aegra(tmp: Path, rules: list[dict[str, Any]]) -> Iterator[ApiServer]:
+def _run_on_aegra(tmp: Path, rules: list[dict[str, Any]], latency_s: float) -> Iterator[ApiServer]:
     """Two `strategos serve` instances over a fresh database; requests go to the first."""
-    script = write_script(tmp / "script.json", rules)
+    script = write_script(tmp / "script.json", rules, latency_s=latency_s)
     prefix = f"strategos-test-{uuid.uuid4().hex[:8]}"
     with harness.fresh_database() as database_url:
         env = harness.server_env(tmp, database_url, script, prefix)
@@ -174,6 +181,8 @@ def _run_on_aegra(tmp: Path, rules: list[dict[str, Any]]) -> Iterator[ApiServer]
                 backend="aegra",
                 peer_url=second.url,
                 peer_log=second.log,
+                instances=(first, second),
+                database_url=database_url,
             )
         finally:
             for instance in (first, second):

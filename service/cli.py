@@ -349,13 +349,15 @@ def serve(
 ) -> None:
     """Serve the team graph with Aegra over PostgreSQL and Redis: one instance.
 
-    Start more on other ports with the same STRATEGOS_DATABASE_URL and STRATEGOS_REDIS_URL to
-    scale out; they take runs from one queue and finish each other's runs after a crash.
+    Start more on other ports with the same STRATEGOS_DATABASE_URL, STRATEGOS_REDIS_URL and
+    STRATEGOS_REDIS_PREFIX to scale out; they take runs from one queue and finish each other's
+    runs after a crash. Unset, the database is postgresql://postgres@127.0.0.1:5432/strategos
+    (created when missing) and Redis the local one.
     """
     from service.serve import serve as serve_aegra
 
     try:
-        code = serve_aegra(host, port, config)
+        code = serve_aegra(host, port, config, get_settings())
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise _fail(str(exc)) from exc
     raise typer.Exit(code)

@@ -12,13 +12,13 @@ terminal reaches only us and is forwarded once (a second signal would make uvico
 drain); and it gets `PR_SET_PDEATHSIG=SIGKILL`, so killing this process kills the instance, as
 a real crash would, instead of leaving an orphan that keeps taking runs.
 
-Recovery timing (the knobs are `STRATEGOS_AEGRA_*`, defaults below): a dead instance's lease
-expires at most `lease_s` after its last heartbeat, the reaper notices within `reaper_s`, and a
-waiting worker pops the re-queued run at once. With 5 s / 2 s / 1 s that is ≤ 6 s plus graph
-start. The cost: every running run writes its lease every `heartbeat_s`, and an event loop stalled
-longer than `lease_s - heartbeat_s` (3 s) loses its lease, so the run is cancelled there and
-re-run elsewhere; the tool ledger keeps side effects single, but the work is repeated. Raise
-`lease_s` for graphs with long blocking steps.
+Recovery timing (the knobs are `STRATEGOS_AEGRA_*`, see `service/settings.py`): a dead
+instance's lease expires at most `lease_s` after its last heartbeat, the reaper notices within
+`reaper_s`, and a waiting worker pops the re-queued run at once. With 5 s / 2 s / 1 s that is
+≤ 6 s plus graph start. The cost: every running run writes its lease every `heartbeat_s`, and an
+event loop stalled longer than `lease_s - heartbeat_s` (3 s) loses its lease, so the run is
+cancelled there and re-run elsewhere; the tool ledger keeps side effects single, but the work is
+repeated. Raise `lease_s` for graphs with long blocking steps.
 """
 
 from __future__ import annotations
@@ -41,69 +41,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/strategos"
-"""Aegra's tables, the checkpoints and the tool ledger: a database of their own on the local
-server (created when missing), so `DROP DATABASE` resets a deployment without touching others."""
+from service.settings import Settings, get_settings
 
 _PR_SET_PDEATHSIG = 1
-
-
-class ServeSettings(BaseSettings):
-    """The serving knobs, read from `STRATEGOS_*` like the rest of the configuration."""
-
-    model_config = SettingsConfigDict(env_prefix="STRATEGOS_", extra="ignore")
-
-    database_url: str = Field(
-        default=DEFAULT_DATABASE_URL,
-        description="PostgreSQL for Aegra, checkpoints and the ledger (one database, no schema "
-        "options: Aegra's asyncpg driver rejects `?options=`).",
-    )
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Job queue, pub/sub.")
-    redis_prefix: str = Field(
-        default="strategos:aegra:",
-        min_length=1,
-        description="Prefix of every Redis key Aegra uses: instances sharing it share one queue.",
-    )
-    aegra_lease_s: int = Field(default=5, ge=2, description="Run lease; expiry → re-queue.")
-    aegra_heartbeat_s: int = Field(default=2, ge=1, description="Lease renewal period.")
-    aegra_reaper_s: int = Field(default=1, ge=1, description="How often expired leases are reaped.")
-    aegra_stuck_pending_s: int = Field(
-        default=10,
-        ge=1,
-        description="A pending run absent from the queue this long (popped by a worker that "
-        "died before leasing it) is queued again.",
-    )
-    aegra_workers: int = Field(default=3, ge=0, description="Queue consumers per instance.")
-    aegra_jobs_per_worker: int = Field(default=10, ge=1, description="Concurrent runs each.")
-    aegra_drain_s: float = Field(
-        default=10.0,
-        ge=0.0,
-        description="On SIGTERM, how long running runs may finish before "
-        "they are handed back to the queue for another instance.",
-    )
-    aegra_max_retries: int = Field(
-        default=3, ge=0, description="Times a run is recovered after a crash before it fails."
-    )
-    checkpoint_retention_min: float = Field(
-        default=1440.0,
-        gt=0,
-        description="Idle threads older than this keep only their latest checkpoint (Aegra's "
-        "keep_latest TTL); the ledger's event log is not touched.",
-    )
-    checkpoint_sweep_min: float = Field(default=10.0, gt=0, description="Retention sweep period.")
-
-    @model_validator(mode="after")
-    def _lease_outlives_heartbeats(self) -> ServeSettings:
-        """Aegra refuses a lease that does not survive two missed heartbeats; say so early."""
-        if self.aegra_lease_s <= 2 * self.aegra_heartbeat_s:
-            raise ValueError(
-                f"STRATEGOS_AEGRA_LEASE_S ({self.aegra_lease_s}) must exceed twice "
-                f"STRATEGOS_AEGRA_HEARTBEAT_S ({self.aegra_heartbeat_s})"
-            )
-        return self
 
 
 def find_config(config: Path | None = None) -> Path:
@@ -138,39 +79,46 @@ def ensure_database(url: str) -> bool:
 
 
 def aegra_env(
-    serve: ServeSettings, *, host: str, port: int, config: Path, base: Mapping[str, str]
+    settings: Settings, *, host: str, port: int, config: Path, base: Mapping[str, str]
 ) -> dict[str, str]:
-    """The child's environment: ours plus Aegra's settings derived from `serve`.
+    """The child's environment: ours plus Aegra's settings derived from `settings`.
 
-    `STRATEGOS_DATABASE_URL` is set too, so the graph's tool ledger lives in the same shared
-    PostgreSQL as the checkpoints: every instance then sees every completed side effect.
+    The graph and the task API in the child read `STRATEGOS_*` too, so the serving database,
+    Redis and prefix are written back: the tool ledger then lives in the same shared PostgreSQL
+    as the checkpoints (every instance sees every completed side effect), and the rate limits
+    and backpressure gauges in the same Redis as the queue (every instance sees every tenant's
+    load). Aegra's keys sit under `aegra_redis_prefix()`, apart from the limit store's.
     """
-    prefix = serve.redis_prefix
+    database_url = settings.serving_database_url()
+    redis_url = settings.serving_redis_url()
+    prefix = settings.aegra_redis_prefix()
     env = dict(base)
     env.update(
         {
             "AEGRA_CONFIG": str(config),
             "HOST": host,
             "PORT": str(port),
-            "DATABASE_URL": serve.database_url,
-            "STRATEGOS_DATABASE_URL": serve.database_url,
+            "DATABASE_URL": database_url,
+            "STRATEGOS_DATABASE_URL": database_url,
             "REDIS_BROKER_ENABLED": "true",
-            "REDIS_URL": serve.redis_url,
+            "REDIS_URL": redis_url,
+            "STRATEGOS_REDIS_URL": redis_url,
+            "STRATEGOS_REDIS_PREFIX": settings.redis_prefix,
             "REDIS_CHANNEL_PREFIX": f"{prefix}run:",
             "WORKER_QUEUE_KEY": f"{prefix}jobs",
-            "LEASE_DURATION_SECONDS": str(serve.aegra_lease_s),
-            "HEARTBEAT_INTERVAL_SECONDS": str(serve.aegra_heartbeat_s),
-            "REAPER_INTERVAL_SECONDS": str(serve.aegra_reaper_s),
-            "STUCK_PENDING_THRESHOLD_SECONDS": str(serve.aegra_stuck_pending_s),
-            "WORKER_COUNT": str(serve.aegra_workers),
-            "N_JOBS_PER_WORKER": str(serve.aegra_jobs_per_worker),
-            "WORKER_DRAIN_TIMEOUT": str(serve.aegra_drain_s),
-            "BG_JOB_MAX_RETRIES": str(serve.aegra_max_retries),
+            "LEASE_DURATION_SECONDS": str(settings.aegra_lease_s),
+            "HEARTBEAT_INTERVAL_SECONDS": str(settings.aegra_heartbeat_s),
+            "REAPER_INTERVAL_SECONDS": str(settings.aegra_reaper_s),
+            "STUCK_PENDING_THRESHOLD_SECONDS": str(settings.aegra_stuck_pending_s),
+            "WORKER_COUNT": str(settings.aegra_workers),
+            "N_JOBS_PER_WORKER": str(settings.aegra_jobs_per_worker),
+            "WORKER_DRAIN_TIMEOUT": str(settings.aegra_drain_s),
+            "BG_JOB_MAX_RETRIES": str(settings.aegra_max_retries),
             "AEGRA_THREAD_TTL": json.dumps(
                 {
                     "strategy": "keep_latest",
-                    "default_ttl": serve.checkpoint_retention_min,
-                    "sweep_interval_minutes": serve.checkpoint_sweep_min,
+                    "default_ttl": settings.checkpoint_retention_min,
+                    "sweep_interval_minutes": settings.checkpoint_sweep_min,
                 }
             ),
             # Nothing leaves the machine: no tracing exporters, no metrics push.
@@ -312,13 +260,18 @@ def serve(
     host: str,
     port: int,
     config: Path | None = None,
-    settings: ServeSettings | None = None,
+    settings: Settings | None = None,
 ) -> int:
-    """Run one Aegra instance until it exits or we get SIGTERM/SIGINT; return its exit status."""
-    serve_settings = settings or ServeSettings()
+    """Run one Aegra instance until it exits or we get SIGTERM/SIGINT; return its exit status.
+
+    Raises `ValueError` when the configured database is not PostgreSQL (see
+    `Settings.serving_database_url`).
+    """
+    if settings is None:
+        settings = get_settings()
     config_path = find_config(config)
-    ensure_database(serve_settings.database_url)
-    env = aegra_env(serve_settings, host=host, port=port, config=config_path, base=os.environ)
+    ensure_database(settings.serving_database_url())
+    env = aegra_env(settings, host=host, port=port, config=config_path, base=os.environ)
     child = subprocess.Popen(
         aegra_command(host, port),
         cwd=config_path.parent,
@@ -337,7 +290,7 @@ def serve(
         child.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    grace = serve_settings.aegra_drain_s + 15.0
+    grace = settings.aegra_drain_s + 15.0
     deadline: float | None = None
     try:
         while True:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ApprovalMode = Literal["ask", "auto", "deny"]
+
+SERVING_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/strategos"
+"""What `strategos serve` uses when `STRATEGOS_DATABASE_URL` is unset: a database of its own on
+the local server (created when missing), so `DROP DATABASE` resets a deployment without touching
+others. Everything else defaults to SQLite in `data_dir`, which Aegra cannot use."""
+
+SERVING_REDIS_URL = "redis://127.0.0.1:6379/0"
+"""What `strategos serve` uses when `STRATEGOS_REDIS_URL` is unset: Aegra needs a Redis queue."""
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def _default_cache_dir() -> Path:
@@ -43,11 +53,19 @@ class Settings(BaseSettings):
     )
     max_completion_tokens: int = 1024
     request_timeout_s: float = 300.0
+    model_max_retries: int = Field(
+        default=1,
+        ge=0,
+        description="Retries of a failed model request (429, 5xx, connection) inside the OpenAI "
+        "client; every 429 answer, retried or not, counts in the backpressure gauge.",
+    )
 
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = Field(
-        default=None, description="PostgreSQL URL; SQLite in data_dir when unset."
+        default=None,
+        description="PostgreSQL URL; SQLite in data_dir when unset (`strategos serve`: "
+        "SERVING_DATABASE_URL, see `serving_database_url()`).",
     )
 
     llama_threads: int = 2
@@ -112,9 +130,17 @@ class Settings(BaseSettings):
         description="HMAC key for hashing API keys; a per-deployment salt in the DB when unset.",
     )
     redis_url: str | None = Field(
-        default=None, description="Redis for rate limits and load gauges; in-process when unset."
+        default=None,
+        description="Redis for rate limits and load gauges; in-process when unset "
+        "(`strategos serve`: SERVING_REDIS_URL, see `serving_redis_url()`).",
     )
-    redis_prefix: str = Field(default="strategos", min_length=1, max_length=64)
+    redis_prefix: str = Field(
+        default="strategos",
+        min_length=1,
+        max_length=64,
+        description="Prefix of every Redis key (limits, gauges, Aegra's queue): deployments "
+        "sharing it share one queue and one set of limits.",
+    )
     rate_limit_per_s: float = Field(default=20.0, gt=0, description="Requests/s per tenant.")
     rate_limit_burst: int = Field(default=40, ge=1, description="Token-bucket size per tenant.")
     max_active_tasks: int = Field(default=50, ge=1, description="Running or waiting, per tenant.")
@@ -132,6 +158,34 @@ class Settings(BaseSettings):
     )
     backpressure_retry_after_s: int = Field(default=10, ge=1, le=3600)
 
+    aegra_lease_s: int = Field(default=5, ge=2, description="Run lease; expiry → re-queue.")
+    aegra_heartbeat_s: int = Field(default=2, ge=1, description="Lease renewal period.")
+    aegra_reaper_s: int = Field(default=1, ge=1, description="How often expired leases are reaped.")
+    aegra_stuck_pending_s: int = Field(
+        default=10,
+        ge=1,
+        description="A pending run absent from the queue this long (popped by a worker that "
+        "died before leasing it) is queued again.",
+    )
+    aegra_workers: int = Field(default=3, ge=0, description="Queue consumers per instance.")
+    aegra_jobs_per_worker: int = Field(default=10, ge=1, description="Concurrent runs each.")
+    aegra_drain_s: float = Field(
+        default=10.0,
+        ge=0.0,
+        description="On SIGTERM, how long running runs may finish before "
+        "they are handed back to the queue for another instance.",
+    )
+    aegra_max_retries: int = Field(
+        default=3, ge=0, description="Times a run is recovered after a crash before it fails."
+    )
+    checkpoint_retention_min: float = Field(
+        default=1440.0,
+        gt=0,
+        description="Idle threads older than this keep only their latest checkpoint (Aegra's "
+        "keep_latest TTL); the ledger's event log is not touched.",
+    )
+    checkpoint_sweep_min: float = Field(default=10.0, gt=0, description="Retention sweep period.")
+
     sandbox: Literal["local", "gvisor", "e2b"] = Field(
         default="local",
         description="Sandbox backend for untrusted code: bubblewrap (local), gVisor's runsc, "
@@ -141,6 +195,54 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = 512
     sandbox_cpu_s: int = 20
     sandbox_file_size_mb: int = 16
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Self:
+        """Aegra refuses a lease that does not survive two missed heartbeats; say so early."""
+        if self.aegra_lease_s <= 2 * self.aegra_heartbeat_s:
+            raise ValueError(
+                f"STRATEGOS_AEGRA_LEASE_S ({self.aegra_lease_s}) must exceed twice "
+                f"STRATEGOS_AEGRA_HEARTBEAT_S ({self.aegra_heartbeat_s})"
+            )
+        return self
+
+    def serving_database_url(self) -> str:
+        """PostgreSQL for `strategos serve`: Aegra's tables, the checkpoints and the tool ledger.
+
+        Serving needs PostgreSQL while everything else defaults to SQLite, so an unset
+        `database_url` means `SERVING_DATABASE_URL` here, and `strategos serve` works out of the
+        box next to a local PostgreSQL. A configured URL that is not PostgreSQL (a SQLite path)
+        raises `ValueError` instead of being ignored: it was chosen on purpose, and serving from
+        another database would split the deployment's state without a word. Use one database
+        per deployment without `?options=`: Aegra's asyncpg driver rejects them.
+        """
+        if not self.database_url:
+            return SERVING_DATABASE_URL
+        if self.database_url.startswith(_POSTGRES_SCHEMES):
+            return self.database_url
+        raise ValueError(
+            "strategos serve needs PostgreSQL, but STRATEGOS_DATABASE_URL is not a "
+            "postgresql:// URL; set one, or unset it to use " + SERVING_DATABASE_URL
+        )
+
+    def serving_redis_url(self) -> str:
+        """Redis for `strategos serve`: `redis_url`, else `SERVING_REDIS_URL`.
+
+        Aegra cannot run without its Redis queue, and instances form one service only when
+        they share it; the limits and gauges then live there too (see `aegra_env`).
+        """
+        return self.redis_url or SERVING_REDIS_URL
+
+    def aegra_redis_prefix(self) -> str:
+        """Prefix of Aegra's Redis keys (job queue, run channels): `{redis_prefix}:aegra:`.
+
+        Inside `redis_prefix`, so `{redis_prefix}*` still matches every key of a deployment (tests
+        delete their keys that way), and apart from the limit store's `{redis_prefix}:rate:…`,
+        `:lock:…`, `:inflight` and `:model429:…` keys. A prefix ending in `:` is not doubled.
+        With the default prefix these are the keys Aegra used before: `strategos:aegra:…`.
+        """
+        prefix = self.redis_prefix
+        return f"{prefix}aegra:" if prefix.endswith(":") else f"{prefix}:aegra:"
 
     def sqlite_path(self) -> Path:
         """Where the embedded checkpointer keeps its database."""

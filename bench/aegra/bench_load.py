@@ -46,7 +46,7 @@ import psycopg
 import redis
 from langgraph_sdk import get_client
 
-from service.serve import ServeSettings
+from service.settings import Settings
 from tests.integration.aegra import harness
 
 LATENCY_S = 1.0
@@ -496,12 +496,11 @@ def machine() -> dict[str, Any]:
 
 
 def main() -> None:
+    defaults = Settings()
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=ServeSettings().aegra_workers)
-    parser.add_argument(
-        "--jobs-per-worker", type=int, default=ServeSettings().aegra_jobs_per_worker
-    )
+    parser.add_argument("--workers", type=int, default=defaults.aegra_workers)
+    parser.add_argument("--jobs-per-worker", type=int, default=defaults.aegra_jobs_per_worker)
     parser.add_argument("--submit-concurrency", type=int, default=SUBMIT_CONCURRENCY)
     parser.add_argument("--sa-pool", type=int, default=10, help="SQLALCHEMY_POOL_SIZE")
     parser.add_argument("--sa-overflow", type=int, default=5, help="SQLALCHEMY_MAX_OVERFLOW")

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from service.serve import ServeSettings
+from service.settings import Settings
 from tests.integration.aegra import harness
 
 LATENCY_S = 1.0
@@ -84,7 +84,7 @@ def main() -> None:
             live.stop()
             harness.clean_redis(prefix)
 
-    serve = ServeSettings()
+    serve = Settings()
     data = {
         "benchmark": "aegra recovery after SIGKILL",
         "date": time.strftime("%Y-%m-%d"),

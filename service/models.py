@@ -3,27 +3,44 @@
 One interface: `ChatOpenAI` against any OpenAI-compatible endpoint (the embedded default is the
 bundled llama.cpp server). Agents pick actions through JSON-schema constrained output, validated
 with pydantic, with a bounded repair retry that feeds the validation error back verbatim.
+
+Every 429 from the model endpoint is counted in the backpressure gauge (`service.limits`) by a
+response hook on the model's HTTP clients, so the task API sheds load while the endpoint
+throttles.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import logging
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from openai import LengthFinishReasonError
 from pydantic import BaseModel, SecretStr, ValidationError
+from redis.asyncio import Redis
 
 from graphs.state import Usage, add_usage
-from service.settings import Settings
+from service.limits import LimitStore, record_model_429
+from service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import httpx2
 
 T = TypeVar("T", bound=BaseModel)
 REPAIR_TEMPERATURE = 0.4
+GAUGE_TIMEOUT_S = 2.0
+"""Longest a 429 waits for the gauge (Redis down or slow): counting must not stall the call."""
+
+log = logging.getLogger(__name__)
+_PENDING: set[asyncio.Task[None]] = set()
 
 
 class StructuredOutputError(RuntimeError):
@@ -168,6 +185,70 @@ class _LocalServer:
 LOCAL_SERVER = _LocalServer()
 
 
+async def _record_429(store: LimitStore | None = None) -> None:
+    """Count one 429 in the gauge (the loop's store unless given); never raise.
+
+    The gauge only steers admission, so Redis being down must not fail the model call: errors
+    and a slow gauge (over `GAUGE_TIMEOUT_S`) are logged and dropped.
+    """
+    try:
+        async with asyncio.timeout(GAUGE_TIMEOUT_S):
+            if store is None:
+                await record_model_429()
+            else:
+                await store.record_model_429()
+    except Exception:
+        log.warning("could not count a model-endpoint 429 in the backpressure gauge", exc_info=True)
+
+
+async def _count_429(response: httpx2.Response) -> None:
+    """Response hook of the async client (`ainvoke`, what the agents use).
+
+    It sees every HTTP response, so the 429s the OpenAI client retries by itself count too,
+    not only one that ends the call.
+    """
+    if response.status_code == 429:
+        await _record_429()
+
+
+async def _record_429_in_redis(settings: Settings, url: str) -> None:
+    """Count one 429 through a connection of its own, for a thread without an event loop."""
+    store = LimitStore(settings, Redis.from_url(url))
+    try:
+        await _record_429(store)
+    finally:
+        await store.close()
+
+
+def _count_429_sync(response: httpx2.Response) -> None:
+    """Response hook of the sync client (`invoke`, which the agents do not use).
+
+    The gauge is async. On a thread running an event loop (a sync call blocking it), the count
+    is scheduled there and lands when the loop runs again. Without a loop it goes to Redis over
+    a short-lived connection, or is skipped when the gauge is in-process: that gauge belongs to
+    an event loop this thread cannot reach, and nothing on this thread reads it.
+    """
+    if response.status_code != 429:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        task = loop.create_task(_record_429())
+        _PENDING.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(_PENDING.discard)
+        return
+    settings = get_settings()
+    if not settings.redis_url:
+        log.debug("model-endpoint 429 on a thread without an event loop: in-process gauge skipped")
+        return
+    try:
+        asyncio.run(_record_429_in_redis(settings, settings.redis_url))
+    except Exception:  # a malformed URL, say: still never the model call's problem
+        log.warning("could not count a model-endpoint 429 in the backpressure gauge", exc_info=True)
+
+
 def chat_model(settings: Settings) -> BaseChatModel:
     """The configured chat model: a script, an OpenAI-compatible endpoint, or the local model."""
     if settings.scripted_model is not None:
@@ -187,7 +268,10 @@ def chat_model(settings: Settings) -> BaseChatModel:
         seed=settings.model_seed,
         max_completion_tokens=settings.max_completion_tokens,
         timeout=settings.request_timeout_s,
-        max_retries=1,
+        max_retries=settings.model_max_retries,
+        # The SDK's client classes keep its defaults (limits, redirects); ours add the 429 hook.
+        http_client=openai.DefaultHttpxClient(event_hooks={"response": [_count_429_sync]}),
+        http_async_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [_count_429]}),
     )
 
 

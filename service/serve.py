@@ -42,6 +42,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from service.aegra_leases import install as install_lease_batcher
 from service.settings import Settings, get_settings
 
 _PR_SET_PDEATHSIG = 1
@@ -237,9 +238,12 @@ async def _conflict(send: Send, thread_id: str) -> None:
 def aegra_app() -> ASGIApp:
     """Uvicorn factory in the child: Aegra's app behind the one-writer-per-thread guard.
 
-    Aegra reads its settings from the environment at import, which `serve` prepared.
+    Aegra reads its settings from the environment at import, which `serve` prepared. Its
+    per-run lease heartbeat is replaced by one batched renewal loop (`service.aegra_leases`).
     """
     main = importlib.import_module("aegra_api.main")
+    if get_settings().aegra_batched_heartbeat:
+        install_lease_batcher(importlib.import_module("aegra_api.services.worker_executor"))
     app: ASGIApp = main.app
     return OneWriterPerThread(app, os.environ["DATABASE_URL"])
 

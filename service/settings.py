@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         description="A pending run absent from the queue this long (popped by a worker that "
         "died before leasing it) is queued again.",
     )
+    aegra_batched_heartbeat: bool = Field(
+        default=True,
+        description="Renew all of an instance's run leases in one UPDATE per heartbeat instead "
+        "of one per run (`service/aegra_leases.py`).",
+    )
     aegra_workers: int = Field(default=3, ge=0, description="Queue consumers per instance.")
     aegra_jobs_per_worker: int = Field(default=10, ge=1, description="Concurrent runs each.")
     aegra_drain_s: float = Field(

@@ -1,8 +1,9 @@
 """Routes of the dead-letter queue (`/v1/dead-letters`), included by `service.api`.
 
-Kept apart from the task routes so the façade module stays about tasks; the routes reuse its
-session, errors and run driver, so a replay is logged and observed exactly like any other run
-(and a replay that fails again becomes a new dead letter with one more attempt).
+Kept apart from the task routes so the façade module stays about tasks; the routes reuse the
+task routes' session (`service.api_deps`), errors and run driver (`service.run_driver`), so a
+replay is logged and observed exactly like any other run (and a replay that fails again becomes
+a new dead letter with one more attempt).
 
 Replay resumes the thread from its last checkpoint: the run is started with no input, so
 LangGraph re-executes only the step that failed (and what follows), not the steps whose writes
@@ -20,19 +21,12 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from graphs.state import TeamInput
-from service.api import (
-    _ERRORS,
-    ApiError,
-    ErrorBody,
-    Session,
-    SessionDep,
-    TaskOptions,
-    _clean_text,
-    _context,
-    _start_run,
-    exclusive,
-)
+from service.api_deps import SessionDep
+from service.api_errors import ERRORS, ApiError
+from service.api_models import ErrorBody, TaskOptions, clean_text
+from service.api_session import Session
 from service.dlq import DeadLetter, DeadLetterStatus, get_dlq_store
+from service.run_driver import exclusive, run_context, start_run
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead-letters"])
 
@@ -74,7 +68,7 @@ class ReplayRequest(BaseModel):
         for name, item in value.items():
             if not isinstance(item, str) or not item.strip():
                 raise ValueError(f"{name} must be a non-blank string")
-            _clean_text(item)
+            clean_text(item)
         return value
 
 
@@ -95,7 +89,7 @@ class ResolveRequest(BaseModel):
     @field_validator("note")
     @classmethod
     def _note(cls, value: str) -> str:
-        return _clean_text(value)
+        return clean_text(value)
 
 
 async def _letter(sess: Session, letter_id: uuid.UUID) -> DeadLetter:
@@ -105,7 +99,7 @@ async def _letter(sess: Session, letter_id: uuid.UUID) -> DeadLetter:
     return letter
 
 
-@router.get("", response_model=DeadLetterPage, responses=_ERRORS, summary="List dead letters")
+@router.get("", response_model=DeadLetterPage, responses=ERRORS, summary="List dead letters")
 async def list_dead_letters(
     sess: SessionDep,
     status: Annotated[DeadLetterStatus | None, Query(description="Only this status.")] = None,
@@ -120,7 +114,7 @@ async def list_dead_letters(
     )
 
 
-@router.get("/{letter_id}", response_model=DeadLetter, responses=_ERRORS, summary="Dead letter")
+@router.get("/{letter_id}", response_model=DeadLetter, responses=ERRORS, summary="Dead letter")
 async def get_dead_letter(letter_id: LetterId, sess: SessionDep) -> DeadLetter:
     """One dead letter."""
     return await _letter(sess, letter_id)
@@ -129,7 +123,7 @@ async def get_dead_letter(letter_id: LetterId, sess: SessionDep) -> DeadLetter:
 @router.post(
     "/{letter_id}/replay",
     response_model=ReplayResponse,
-    responses={**_ERRORS, **_CONFLICT},
+    responses={**ERRORS, **_CONFLICT},
     summary="Replay from the last checkpoint",
 )
 async def replay_dead_letter(
@@ -154,12 +148,12 @@ async def replay_dead_letter(
         edited = body.input if body is not None else None
         last = None if edited else ((await sess.state(tid)).get("checkpoint") or {})
         try:
-            run_id = await _start_run(
+            run_id = await start_run(
                 sess,
                 tid,
                 command={"update": edited} if edited else None,
                 checkpoint_id=last.get("checkpoint_id") if last else None,
-                context=_context(options, tenant),
+                context=run_context(options, tenant),
             )
         except ApiError:
             await store.transition(tenant, letter.id, from_status=("replayed",), to_status="open")
@@ -171,7 +165,7 @@ async def replay_dead_letter(
 @router.post(
     "/{letter_id}/resolve",
     response_model=DeadLetter,
-    responses={**_ERRORS, **_CONFLICT},
+    responses={**ERRORS, **_CONFLICT},
     summary="Resolve without replay",
 )
 async def resolve_dead_letter(

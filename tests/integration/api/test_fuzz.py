@@ -52,6 +52,7 @@ def test_no_server_errors_in_generated_requests(api_server: ApiServer) -> None:
     paths = spec.json()["paths"]
     assert {"/v1/tasks", "/v1/tasks/{task_id}", "/v1/tasks/{task_id}/approve"} <= set(paths)
     assert "/v1/tasks/{task_id}/events" in paths
+    assert {"/v1/dead-letters", "/v1/dead-letters/{letter_id}/replay"} <= set(paths)
     assert all(path.startswith("/v1/") for path in paths), "the spec is the task API's alone"
 
     schema = schemathesis.openapi.from_url(f"{api_server.url}/v1/openapi.json")

@@ -370,7 +370,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             harness.clean_redis(prefix)
     result["load_before"] = load_before
     result["load_after"] = os.getloadavg()
-    result["log_dir"] = str(tmp)
+    print(f"instance logs: {tmp}")  # not in the results: a path of this machine
     return result
 
 

@@ -295,6 +295,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         env = harness.server_env(tmp, database_url, script, prefix)
         env["STRATEGOS_AEGRA_WORKERS"] = str(args.workers)
         env["STRATEGOS_AEGRA_JOBS_PER_WORKER"] = str(args.jobs_per_worker)
+        env["STRATEGOS_AEGRA_BATCHED_HEARTBEAT"] = str(not args.per_run_heartbeats).lower()
         env.update(pool_env(args))
         instances: list[harness.Instance] = []
         sampler: Sampler | None = None
@@ -506,6 +507,11 @@ def main() -> None:
     parser.add_argument("--sa-overflow", type=int, default=5, help="SQLALCHEMY_MAX_OVERFLOW")
     parser.add_argument("--lg-pool", type=int, default=10, help="LANGGRAPH_MAX_POOL_SIZE")
     parser.add_argument("--limit-s", type=float, default=900.0, help="Give up waiting after this.")
+    parser.add_argument(
+        "--per-run-heartbeats",
+        action="store_true",
+        help="Aegra's own lease heartbeat per run instead of the batched one.",
+    )
     parser.add_argument("--label", default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("load_results.json"))
     args = parser.parse_args()
@@ -521,6 +527,7 @@ def main() -> None:
         "model_calls_per_task": harness.SCRIPTED_CALLS,
         "submit_concurrency": args.submit_concurrency,
         "pool_env": pool_env(args) or "aegra defaults",
+        "lease_heartbeat": "per run" if args.per_run_heartbeats else "batched",
     }
     data: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     data["benchmark"] = "aegra serving at load (issue #5)"

@@ -115,17 +115,7 @@ async def _drive(
         if not ready.done():
             ready.set_exception(RuntimeError("the run ended before it started"))
     if run_id is not None:
-        await _record_outcome(sess, task_id, run_id, outcome)
-        if (error := outcome.failure()) is not None:
-            await record_dead_letter(
-                sess.client,
-                sess.headers,
-                tenant=sess.identity.tenant,
-                task_id=task_id,
-                run_id=run_id,
-                error=error,
-                input=input,
-            )
+        await _conclude(sess, task_id, run_id, outcome, input)
 
 
 class _Outcome:
@@ -157,6 +147,27 @@ class _Outcome:
                     self.interrupts.append(value if isinstance(value, dict) else {"value": value})
             elif isinstance(update, dict) and isinstance(update.get("report"), dict):
                 self.report = update["report"]
+
+
+async def _conclude(
+    sess: Session,
+    task_id: str,
+    run_id: str,
+    outcome: _Outcome,
+    input: dict[str, Any] | None,
+) -> None:
+    """Log how the run ended and, if it failed, file it as a dead letter."""
+    await _record_outcome(sess, task_id, run_id, outcome)
+    if (error := outcome.failure()) is not None:
+        await record_dead_letter(
+            sess.client,
+            sess.headers,
+            tenant=sess.identity.tenant,
+            task_id=task_id,
+            run_id=run_id,
+            error=error,
+            input=input,
+        )
 
 
 async def _record_outcome(sess: Session, task_id: str, run_id: str, outcome: _Outcome) -> None:
@@ -231,17 +242,7 @@ async def reconcile(sess: Session, thread: Thread) -> None:
     outcome.report = report if isinstance(report, dict) else None
     if run["status"] != "success" and not outcome.interrupts and outcome.report is None:
         outcome.error = f"the run ended with status {run['status']}"
-    await _record_outcome(sess, task_id, run_id, outcome)
-    if (error := outcome.failure()) is not None:
-        await record_dead_letter(
-            sess.client,
-            sess.headers,
-            tenant=sess.identity.tenant,
-            task_id=task_id,
-            run_id=run_id,
-            error=error,
-            input=None,
-        )
+    await _conclude(sess, task_id, run_id, outcome, None)
 
 
 async def start_run(

@@ -42,6 +42,19 @@ TASKS = {
 }
 
 
+def assert_passes_hidden_checks(out: Path, hidden: list[str]) -> None:
+    """The delivered `solution.py` in `out` passes asserts the team never saw."""
+    check = subprocess.run(
+        [sys.executable, "-c", "from solution import *\n" + "\n".join(hidden)],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert check.returncode == 0, (out / "solution.py").read_text() + "\n" + check.stderr
+
+
 def run_cli(
     args: list[str], env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
@@ -63,17 +76,8 @@ def test_team_solves_a_small_task_with_the_real_model(tmp_path: Path, name: str)
     out = tmp_path / "out"
     done = run_cli(["run", goal, "--approve", "auto", "--out", str(out)], cli_env(tmp_path), 900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    solution = out / "solution.py"
-    assert solution.exists(), done.stdout[-3000:]
-    check = subprocess.run(
-        [sys.executable, "-c", "from solution import *\n" + "\n".join(hidden)],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert check.returncode == 0, solution.read_text() + "\n" + check.stderr
+    assert (out / "solution.py").exists(), done.stdout[-3000:]
+    assert_passes_hidden_checks(out, hidden)
     report = json.loads((out / "REPORT.json").read_text())
     assert report["status"] == "delivered" and report["model_calls"] >= 3
     assert report["prompt_tokens"] > 0, "usage must come from the real server"

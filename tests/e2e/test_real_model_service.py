@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.e2e.test_real_model import TASKS
+from tests.e2e.test_real_model import TASKS, assert_passes_hidden_checks
 from tests.integration.aegra import harness
 
 pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -75,15 +73,10 @@ def test_a_tenant_runs_a_task_through_the_service_on_the_real_model(tmp_path: Pa
         env = harness.server_env(tmp_path, database_url, unused, prefix)
         del env["STRATEGOS_SCRIPTED_MODEL"]  # the real local model
         env["STRATEGOS_API_KEYS"] = f"model-tenant:{KEY}"
-        instance = harness.start("a", tmp_path, env)
         try:
-            harness.wait_ready(instance)
-            task_id, messages, done = asyncio.run(drive(instance.url, goal))
-        except BaseException:
-            print(instance.log_tail(80))
-            raise
+            with harness.serving("a", tmp_path, env) as instance:
+                task_id, messages, done = asyncio.run(drive(instance.url, goal))
         finally:
-            instance.stop()
             harness.clean_redis(prefix)
 
     assert messages[-1] == {"type": "end", "status": "completed"}, messages[-3:]
@@ -96,13 +89,4 @@ def test_a_tenant_runs_a_task_through_the_service_on_the_real_model(tmp_path: Pa
     report = done["result"]
     assert done["status"] == "completed" and report["status"] == "delivered"
     assert report["model_calls"] >= 3 and report["prompt_tokens"] > 0
-    out = tmp_path / "data" / "tasks" / task_id / "delivered"
-    check = subprocess.run(
-        [sys.executable, "-c", "from solution import *\n" + "\n".join(hidden)],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert check.returncode == 0, (out / "solution.py").read_text() + "\n" + check.stderr
+    assert_passes_hidden_checks(tmp_path / "data" / "tasks" / task_id / "delivered", hidden)

@@ -173,6 +173,20 @@ def wait_ready(instance: Instance, timeout_s: float = START_TIMEOUT_S) -> None:
     raise RuntimeError(f"{instance.name} not ready after {timeout_s:.0f}s:\n{instance.log_tail()}")
 
 
+@contextmanager
+def serving(name: str, tmp: Path, env: dict[str, str]) -> Iterator[Instance]:
+    """One ready instance, stopped afterwards; its log tail is printed if the body fails."""
+    instance = start(name, tmp, env)
+    try:
+        wait_ready(instance)
+        yield instance
+    except BaseException:
+        print(instance.log_tail(80))
+        raise
+    finally:
+        instance.stop()
+
+
 @dataclass
 class CrashResult:
     """What one kill did: how many runs were orphaned and how fast they came back."""

@@ -80,16 +80,11 @@ def test_long_run_keeps_its_lease_and_a_stolen_one_is_cancelled(tmp_path: Path) 
     prefix = f"strategos-test:{uuid.uuid4().hex[:8]}:"
     with harness.fresh_database() as database_url:
         env = harness.server_env(tmp_path, database_url, script, prefix)
-        instance = harness.start("a", tmp_path, env)
         try:
-            harness.wait_ready(instance)
-            check_renewal(instance, database_url, tmp_path / "kept")
-            check_theft(instance, database_url, tmp_path / "stolen")
-        except BaseException:
-            print(instance.log_tail(80))
-            raise
+            with harness.serving("a", tmp_path, env) as instance:
+                check_renewal(instance, database_url, tmp_path / "kept")
+                check_theft(instance, database_url, tmp_path / "stolen")
         finally:
-            instance.stop()
             harness.clean_redis(prefix)
 
 

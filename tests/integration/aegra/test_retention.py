@@ -70,16 +70,11 @@ async def test_history_is_pruned_to_the_latest_checkpoint(tmp_path: Path) -> Non
         env = harness.server_env(tmp_path, database_url, script, prefix)
         env["STRATEGOS_CHECKPOINT_RETENTION_MIN"] = str(RETENTION_MIN)
         env["STRATEGOS_CHECKPOINT_SWEEP_MIN"] = str(SWEEP_MIN)
-        instance = harness.start("a", tmp_path, env)
         try:
-            harness.wait_ready(instance)
-            async with get_client(url=instance.url) as client:
-                await check_retention(client, database_url, tmp_path / "out")
-        except BaseException:
-            print(instance.log_tail())
-            raise
+            with harness.serving("a", tmp_path, env) as instance:
+                async with get_client(url=instance.url) as client:
+                    await check_retention(client, database_url, tmp_path / "out")
         finally:
-            instance.stop()
             harness.clean_redis(prefix)
 
 

@@ -13,7 +13,6 @@ and the reaper stay Aegra's, so crash recovery takes as long as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
@@ -137,11 +136,3 @@ def install(executor: ModuleType) -> LeaseBatcher | None:
     batcher = LeaseBatcher(executor)
     setattr(executor, "_heartbeat_loop", batcher.hold)  # noqa: B010 - a module's global
     return batcher
-
-
-async def stop(batcher: LeaseBatcher) -> None:
-    """Cancel the renewal loop (tests; an instance stops it with its event loop)."""
-    if batcher._renewer is not None:
-        batcher._renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await batcher._renewer

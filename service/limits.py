@@ -123,7 +123,7 @@ class LimitStore:
         self._inflight: dict[str, float] = {}
         self._model_429: list[float] = []
         self._lock = asyncio.Lock()
-        self._named: dict[str, asyncio.Lock] = {}
+        self._named: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -155,15 +155,23 @@ class LimitStore:
         than `wait_s` raises `LockBusy`.
         """
         if self.redis is None:
-            local = self._named.setdefault(name, asyncio.Lock())
+            local, users = self._named.get(name, (asyncio.Lock(), 0))
+            self._named[name] = (local, users + 1)
             try:
-                await asyncio.wait_for(local.acquire(), wait_s)
-            except TimeoutError:
-                raise LockBusy(name) from None
-            try:
-                yield
-            finally:
-                local.release()
+                try:
+                    await asyncio.wait_for(local.acquire(), wait_s)
+                except TimeoutError:
+                    raise LockBusy(name) from None
+                try:
+                    yield
+                finally:
+                    local.release()
+            finally:  # forget the lock once nobody holds or waits for it
+                local, users = self._named[name]
+                if users == 1:
+                    del self._named[name]
+                else:
+                    self._named[name] = (local, users - 1)
             return
         shared = self.redis.lock(
             self._key("lock", name), timeout=hold_s, blocking_timeout=wait_s, thread_local=False

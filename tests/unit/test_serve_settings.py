@@ -98,7 +98,7 @@ def test_serve_stops_before_starting_anything_on_a_non_postgresql_database() -> 
 
 
 def test_the_cli_reports_a_non_postgresql_database(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STRATEGOS_DATABASE_URL", "/tmp/ledger.sqlite")
+    monkeypatch.setenv("STRATEGOS_DATABASE_URL", "sqlite:///ledger.sqlite")
     get_settings.cache_clear()
     sigterm = signal.getsignal(signal.SIGTERM)  # the CLI's callback replaces it
     try:

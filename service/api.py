@@ -91,7 +91,7 @@ from service.tenancy import (
     keys_required,
     resolve_identity,
 )
-from tools.ledger import Ledger, open_ledger
+from tools.ledger import open_ledger
 
 DEPTH_HEADER = "X-Strategos-Depth"
 WS_AUTH_TIMEOUT_S = 10.0
@@ -198,7 +198,7 @@ async def _view(sess: Session, thread: Thread) -> TaskView:
     interrupts = pending_interrupts(state)
     summary = task_summary(thread)
     status_ = task_status(str(thread["status"]), values, bool(interrupts))
-    last = await _last_event_id(sess.facade.ledger, summary.task_id)
+    last = await sess.facade.ledger.last_event_id(summary.task_id)
     nxt = state.get("next") or []
     return TaskView(
         **{**summary.model_dump(), "status": status_},
@@ -210,13 +210,6 @@ async def _view(sess: Session, thread: Thread) -> TaskView:
         result=json_dict(values.get("report")),
         last_event_id=last,
     )
-
-
-async def _last_event_id(ledger: Ledger, thread_id: str) -> int:
-    last = 0
-    while batch := await ledger.events(thread_id, last, 1000):
-        last = batch[-1].id
-    return last
 
 
 # ---------------------------------------------------------------- routes

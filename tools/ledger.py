@@ -201,6 +201,10 @@ class Ledger(abc.ABC):
     ) -> list[LedgerEvent]:
         """A thread's events with id > `after_id`, oldest first, optionally filtered."""
 
+    @abc.abstractmethod
+    async def last_event_id(self, thread_id: str) -> int:
+        """The id of the thread's newest event, 0 when it has none (one index lookup)."""
+
     async def begin(
         self,
         key: str,
@@ -503,6 +507,15 @@ class PostgresLedger(Ledger):
         )
         return [LedgerEvent.model_validate(row) for row in rows]
 
+    async def last_event_id(self, thread_id: str) -> int:
+        """The newest event's id (the primary key's last entry for the thread)."""
+        rows = await self._fetch(
+            f"SELECT coalesce(max(id), 0) AS last FROM {EVENTS_TABLE} "
+            "WHERE thread_id = %(thread_id)s",
+            {"thread_id": thread_id},
+        )
+        return int(rows[0]["last"])
+
 
 _SQLITE_SETUP = f"""
 CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
@@ -701,6 +714,13 @@ class SqliteLedger(Ledger):
         sql += " ORDER BY id LIMIT ?"
         params.append(limit)
         return [_row_event(row) for row in await self._rows(sql, params)]
+
+    async def last_event_id(self, thread_id: str) -> int:
+        """The newest event's id (the primary key's last entry for the thread)."""
+        rows = await self._rows(
+            f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE} WHERE thread_id = ?", [thread_id]
+        )
+        return int(rows[0][0])
 
 
 async def open_ledger(url: str, *, clock: Callable[[], float] = time.time) -> Ledger:

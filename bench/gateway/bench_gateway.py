@@ -258,6 +258,12 @@ class MemoryLedger(Ledger):
         ]
         return found[:limit]
 
+    async def last_event_id(self, thread_id: str) -> int:
+        """The newest event's id, 0 for none."""
+        self.statements += 1
+        log = self._log.get(thread_id, [])
+        return log[-1].id if log else 0
+
 
 class CountingSqliteLedger(SqliteLedger):
     """The SQLite ledger, counting statements (one `_rows` call each)."""

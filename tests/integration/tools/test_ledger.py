@@ -149,6 +149,8 @@ async def test_event_cursor_filters_and_limits(ledger: Ledger) -> None:
     assert [e.id for e in await ledger.events("t9", key="K")] == [2, 3]
     assert await ledger.events("t9", kinds=[]) == []
     assert await ledger.events("other-thread") == []
+    assert await ledger.last_event_id("t9") == 4
+    assert await ledger.last_event_id("other-thread") == 0
 
 
 async def test_events_are_append_only(ledger: Ledger, ledger_url: str) -> None:

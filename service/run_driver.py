@@ -171,43 +171,31 @@ async def _conclude(
 
 
 async def _record_outcome(sess: Session, task_id: str, run_id: str, outcome: _Outcome) -> None:
-    """Append what the run ended in, once: under a lock shared with the other instances."""
+    """Append what the run ended in, once: under a lock shared with the other instances.
+
+    A failure (`_Outcome.failure`), else a request for approval, else the team's report.
+    """
     key = f"outcome:{run_id}"
+    ledger = sess.facade.ledger
     try:
         async with get_limit_store().lock(key, hold_s=DRIVER_GRACE_S, wait_s=DRIVER_GRACE_S):
-            if await sess.facade.ledger.events(task_id, 0, 1, key=key):
+            if await ledger.events(task_id, 0, 1, key=key):
                 return
-            await _append_outcome(sess, task_id, run_id, outcome)
+            if (error := outcome.failure()) is not None:
+                data: dict[str, Any] = {"run_id": run_id, "error": error}
+                await ledger.append_event(task_id, "WorkflowFailed", data, key=key)
+            elif outcome.interrupts:
+                data = {"run_id": run_id, "request": outcome.interrupts[0]}
+                await ledger.append_event(task_id, "ApprovalRequested", data, key=key)
+            else:
+                report = outcome.report or {}
+                kind: Literal["WorkflowCompleted", "WorkflowFailed"] = (
+                    "WorkflowFailed" if report.get("status") == "failed" else "WorkflowCompleted"
+                )
+                data = {"run_id": run_id, "report": report}
+                await ledger.append_event(task_id, kind, data, key=key)
     except LockBusy:
         log.warning("outcome of run %s is being recorded elsewhere", run_id)
-
-
-async def _append_outcome(sess: Session, task_id: str, run_id: str, outcome: _Outcome) -> None:
-    """Append a request for approval, a completion or a failure."""
-    ledger = sess.facade.ledger
-    key = f"outcome:{run_id}"
-    if outcome.error is not None:
-        await ledger.append_event(
-            task_id, "WorkflowFailed", {"run_id": run_id, "error": outcome.error}, key=key
-        )
-    elif outcome.interrupts:
-        request = outcome.interrupts[0]
-        await ledger.append_event(
-            task_id, "ApprovalRequested", {"run_id": run_id, "request": request}, key=key
-        )
-    elif outcome.report is not None:
-        report = outcome.report
-        kind: Literal["WorkflowCompleted", "WorkflowFailed"] = (
-            "WorkflowFailed" if report.get("status") == "failed" else "WorkflowCompleted"
-        )
-        await ledger.append_event(task_id, kind, {"run_id": run_id, "report": report}, key=key)
-    else:
-        await ledger.append_event(
-            task_id,
-            "WorkflowFailed",
-            {"run_id": run_id, "error": "the run ended without a report"},
-            key=key,
-        )
 
 
 async def reconcile(sess: Session, thread: Thread) -> None:

@@ -2,8 +2,8 @@
 
 One `strategos serve` instance (Aegra over the machine's PostgreSQL and Redis) runs the team on
 the bundled llama-server. A tenant creates a task over HTTP, follows it on the WebSocket stream
-until the team asks for approval, approves it, and follows the stream to its end; the delivered
-code passes checks the team never saw.
+until the team asks for approval, approves it, and follows the stream to its end; the report
+tells the truth about the delivered code.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import httpx
 import pytest
 import websockets
 
-from tests.e2e.test_real_model import TASKS, assert_passes_hidden_checks
+from tests.e2e.reports import assert_report_tells_the_truth
+from tests.e2e.test_real_model import TASKS
 from tests.integration.aegra import harness
 
 pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -66,7 +67,7 @@ async def drive(url: str, goal: str) -> tuple[str, list[dict[str, Any]], dict[st
 
 
 def test_a_tenant_runs_a_task_through_the_service_on_the_real_model(tmp_path: Path) -> None:
-    goal, hidden = TASKS["vowels"]
+    goal, _hidden = TASKS["vowels"]
     prefix = f"strategos-test:{uuid.uuid4().hex[:8]}:"
     unused = tmp_path / "no-script.json"
     with harness.fresh_database() as database_url:
@@ -89,4 +90,5 @@ def test_a_tenant_runs_a_task_through_the_service_on_the_real_model(tmp_path: Pa
     report = done["result"]
     assert done["status"] == "completed" and report["status"] == "delivered"
     assert report["model_calls"] >= 3 and report["prompt_tokens"] > 0
-    assert_passes_hidden_checks(tmp_path / "data" / "tasks" / task_id / "delivered", hidden)
+    delivered = tmp_path / "data" / "tasks" / task_id / "delivered"
+    assert_report_tells_the_truth(goal, report, delivered)

@@ -5,7 +5,8 @@
 - `E2BSandbox` (`e2b`, in `tools.sandbox.e2b`): the official `e2b-code-interpreter` SDK.
 
 `make_sandbox(backend, **options)` builds one by name (the gVisor and E2B modules are imported
-only when asked for, so importing this package stays cheap).
+only when asked for, so importing this package stays cheap). The first call in a process also
+sweeps what SIGKILLed earlier runs left on the host (`janitor.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tools.sandbox.base import (
     SandboxResult,
     SandboxUnavailable,
 )
+from tools.sandbox.janitor import sweep_once
 from tools.sandbox.local import LocalSandbox
 
 __all__ = [
@@ -44,6 +46,7 @@ def make_sandbox(backend: Backend = "local", **options: Any) -> Sandbox:
     Raises SandboxUnavailable when the backend cannot run here (missing binary, no cgroups…)
     and ValueError for an unknown name.
     """
+    sweep_once()
     if backend == "local":
         return LocalSandbox(**options)
     if backend == "gvisor":

@@ -77,6 +77,18 @@ class SandboxLimits(BaseModel):
         gt=0,
         description="Size of the workspace filesystem (a tmpfs, so it also counts as memory).",
     )
+    tmp_mb: int = Field(
+        default=64,
+        gt=0,
+        description="Size of the filesystem behind /tmp and /dev/shm together (a tmpfs, so it "
+        "also counts as memory).",
+    )
+    tmp_files: int = Field(
+        default=16384,
+        gt=0,
+        description="Files and directories /tmp and /dev/shm may hold together (the inode cap "
+        "of their tmpfs; each one costs kernel memory even when empty).",
+    )
 
 
 class SandboxResult(BaseModel):

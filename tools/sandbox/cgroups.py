@@ -7,6 +7,8 @@ are what these machines offer. Each run cgroup is created *under the cgroup this
 sits in* for that controller, so any limit or accounting the host applies to us still covers the
 sandbox. Writing a pid into the run's `cgroup.procs` files happens in the sandbox's first process
 before it executes anything else (see `join_command`), so user code never runs outside it.
+Run cgroups are named with the owner marker of `markers.py`, so the janitor can remove those
+of a SIGKILLed run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.sandbox.base import SandboxUnavailable
+from tools.sandbox.markers import PROBE_CGROUP_KIND, RUN_CGROUP_KIND, name_prefix
 
 __all__ = ["CgroupStats", "CgroupSupport", "RunCgroup", "detect_cgroups"]
 
@@ -76,7 +79,7 @@ def _own_cgroup_paths() -> dict[str, str]:
 
 def _probe(parent: Path, controller: str) -> str | None:
     """Try to create and remove a child cgroup; return why it failed, or None."""
-    probe = parent / f"strategos-probe-{secrets.token_hex(4)}"
+    probe = parent / (name_prefix(PROBE_CGROUP_KIND) + secrets.token_hex(4))
     try:
         probe.mkdir()
     except OSError as exc:
@@ -118,7 +121,7 @@ class RunCgroup:
     @classmethod
     def create(cls, support: CgroupSupport, *, pids_max: int, memory_bytes: int) -> RunCgroup:
         """Make the directories and set the limits; on any failure nothing is left behind."""
-        name = f"strategos-run-{secrets.token_hex(6)}"
+        name = name_prefix(RUN_CGROUP_KIND) + secrets.token_hex(6)
         group = cls({})
         try:
             for controller, parent in support.parents.items():

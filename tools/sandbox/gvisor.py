@@ -5,7 +5,8 @@ has to break gVisor first. Each run gets a generated OCI bundle:
 
 - a read-only root filesystem that is an empty skeleton directory (mount points and the host's
   `/bin → usr/bin`-style links), with the host `/usr` bind-mounted read-only on top;
-- `/tmp` a tmpfs inside the Sentry, `/workspace` the run's size-capped host tmpfs (read-write);
+- `/workspace` the run's size-capped host tmpfs (read-write) and `/tmp` a directory of its
+  scratch tmpfs, capped in size and inodes (the Sentry's own tmpfs takes no inode cap);
 - uid/gid 65534, no capabilities, `noNewPrivileges`, a cleared environment;
 - new pid, network, ipc, uts and mount namespaces; `--network=none` gives it loopback only;
 - a cgroup (created by runsc, nested under our own cgroup) with `pids.limit` ≥ 256 (the Sentry
@@ -13,7 +14,9 @@ has to break gVisor first. Each run gets a generated OCI bundle:
   plus the Sentry's own overhead; rlimits (CPU, address space, file size, open files, core) on
   the process itself.
 
-`runsc do` is never used: it shares the host root filesystem with the sandbox.
+`runsc do` is never used: it shares the host root filesystem with the sandbox. The state
+directory, skeleton, bundles and container ids carry the owner marker of `markers.py`, so the
+janitor can destroy the containers of a SIGKILLed process and remove what they left.
 """
 
 from __future__ import annotations
@@ -49,9 +52,17 @@ from tools.sandbox.local import (
     _ROOT_LINKS,
     SANDBOX_UID,
     WORKSPACE,
-    Workspace,
     _CappedBuffer,
 )
+from tools.sandbox.markers import (
+    GVISOR_CGROUP_PREFIX,
+    RUNSC_BUNDLE_KIND,
+    RUNSC_ROOTFS_KIND,
+    RUNSC_STATE_KIND,
+    current_owner,
+    name_prefix,
+)
+from tools.sandbox.workspace import Workspace, create_workspace
 
 __all__ = ["GVisorSandbox"]
 
@@ -158,7 +169,7 @@ class GVisorSandbox(PythonEntry):
         self.memory_overhead_mb = memory_overhead_mb
         self.extra_flags = list(extra_flags)
         self._own_state = state_root is None
-        self.state_root = state_root or Path(tempfile.mkdtemp(prefix="strategos-runsc-state-"))
+        self.state_root = state_root or Path(tempfile.mkdtemp(prefix=name_prefix(RUNSC_STATE_KIND)))
         self.state_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._rootfs: Path | None = None
         self._probed = False
@@ -205,9 +216,15 @@ class GVisorSandbox(PythonEntry):
         return await self._run(paths, list(command), limits, wanted)
 
     def spec(
-        self, container_id: str, workspace: Path, command: Sequence[str], limits: SandboxLimits
+        self,
+        container_id: str,
+        workspace: Path,
+        command: Sequence[str],
+        limits: SandboxLimits,
+        *,
+        tmp: Path,
     ) -> dict[str, Any]:
-        """The OCI runtime spec (config.json) for one run."""
+        """The OCI runtime spec (config.json) for one run; `tmp` is the host dir bound at /tmp."""
         memory = limits.memory_mb * _MIB
         rlimits = [
             ("RLIMIT_CPU", limits.cpu_s),
@@ -245,9 +262,9 @@ class GVisorSandbox(PythonEntry):
                 },
                 {
                     "destination": "/tmp",
-                    "type": "tmpfs",
-                    "source": "tmpfs",
-                    "options": ["nosuid", "nodev", "mode=1777"],
+                    "type": "bind",
+                    "source": str(tmp),
+                    "options": ["rbind", "rw", "nosuid", "nodev"],
                 },
                 {
                     "destination": WORKSPACE,
@@ -261,7 +278,7 @@ class GVisorSandbox(PythonEntry):
                     {"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")
                 ],
                 # Relative: runsc nests it under this process's own cgroup in each hierarchy.
-                "cgroupsPath": f"strategos-gvisor-{container_id}",
+                "cgroupsPath": f"{GVISOR_CGROUP_PREFIX}-{container_id}",
                 "resources": {
                     "pids": {"limit": max(_MIN_PIDS, limits.max_processes + _PIDS_HEADROOM)},
                     "memory": {
@@ -292,7 +309,7 @@ class GVisorSandbox(PythonEntry):
     def _skeleton(self) -> Path:
         """A root filesystem of empty mount points and the host's merged-/usr links."""
         if self._rootfs is None:
-            base = Path(tempfile.mkdtemp(prefix="strategos-runsc-rootfs-"))
+            base = Path(tempfile.mkdtemp(prefix=name_prefix(RUNSC_ROOTFS_KIND)))
             os.chmod(base, 0o755)
             root = base / "rootfs"
             root.mkdir(mode=0o755)
@@ -314,7 +331,8 @@ class GVisorSandbox(PythonEntry):
     async def _ensure_usable(self) -> None:
         if self._probed:
             return
-        result = await self._run({}, ["/usr/bin/true"], SandboxLimits(timeout_s=30, disk_mb=1), [])
+        limits = SandboxLimits(timeout_s=30, disk_mb=1, tmp_mb=1)
+        result = await self._run({}, ["/usr/bin/true"], limits, [])
         if not result.ok:
             raise SandboxUnavailable(
                 f"gVisor (`{self.runsc} {' '.join(self.global_flags())} run`) cannot start a "
@@ -331,10 +349,13 @@ class GVisorSandbox(PythonEntry):
         limits: SandboxLimits,
         wanted: Sequence[PurePosixPath],
     ) -> SandboxResult:
-        container_id = secrets.token_hex(8)
-        workspace, bundle = await asyncio.to_thread(self._prepare, container_id, paths, limits)
+        # The owner tag makes the container (and its cgroups) recognisable to the janitor.
+        container_id = f"{current_owner().tag}-{secrets.token_hex(4)}"
+        workspace, bundle = await asyncio.to_thread(self._prepare, paths, limits)
         try:
-            spec = self.spec(container_id, workspace.path, command, limits)
+            assert workspace.scratch is not None
+            tmp = workspace.scratch.path / "tmp"
+            spec = self.spec(container_id, workspace.path, command, limits, tmp=tmp)
             (bundle / "config.json").write_text(json.dumps(spec))
             result = await self._execute(container_id, bundle, limits)
             if wanted:
@@ -345,14 +366,12 @@ class GVisorSandbox(PythonEntry):
             await asyncio.to_thread(_cleanup, workspace, bundle)
 
     def _prepare(
-        self, container_id: str, paths: Mapping[PurePosixPath, str], limits: SandboxLimits
+        self, paths: Mapping[PurePosixPath, str], limits: SandboxLimits
     ) -> tuple[Workspace, Path]:
-        workspace = Workspace.create(
-            self.workspace_root, size_mb=limits.disk_mb, owner=SANDBOX_UID, use_tmpfs=True
-        )
+        workspace = create_workspace(self.workspace_root, limits, owner=SANDBOX_UID, use_tmpfs=True)
         try:
             workspace.write(paths)
-            bundle = Path(tempfile.mkdtemp(prefix=f"strategos-runsc-{container_id}-"))
+            bundle = Path(tempfile.mkdtemp(prefix=name_prefix(RUNSC_BUNDLE_KIND)))
         except BaseException:
             workspace.remove()
             raise
@@ -482,7 +501,7 @@ async def _cpu_watchdog(container_id: str, cpu_s: int, seen: dict[str, int]) -> 
     (runsc removes the cgroup with the container, so they are read while it runs).
     """
     own = _own_cgroup_paths()
-    name = f"strategos-gvisor-{container_id}"
+    name = f"{GVISOR_CGROUP_PREFIX}-{container_id}"
     usage = CGROUP_ROOT / "cpuacct" / own.get("cpuacct", "/").lstrip("/") / name / "cpuacct.usage"
     memory = CGROUP_ROOT / "memory" / own.get("memory", "/").lstrip("/") / name
     budget_ns = cpu_s * 1_000_000_000

@@ -10,7 +10,8 @@ Layers, outermost first:
 - **host uid 65534**: when we run as root, bubblewrap itself is started as `nobody` (`setpriv`),
   so even the kernel sees the sandbox as an unprivileged user, not root in a user namespace;
 - the **workspace is a tmpfs** of `SandboxLimits.disk_mb`, so filling it cannot fill the host
-  disk, and hard links into it from elsewhere are impossible;
+  disk, and hard links into it from elsewhere are impossible; `/tmp` and `/dev/shm` share a
+  second one of `tmp_mb` and `tmp_files` (`workspace.py`);
 - **bubblewrap** namespaces (user, pid, net, ipc, uts, mount, cgroup) with every capability
   dropped, new session (no TIOCSTI), pid 1 = the command, so nothing outlives it;
 - a **seccomp** filter (x86_64) refusing system calls the code never needs (keyrings, BPF,
@@ -28,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import ctypes
 import errno
 import json
 import logging
@@ -36,9 +36,7 @@ import os
 import platform
 import shutil
 import signal
-import stat
 import struct
-import tempfile
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -56,6 +54,12 @@ from tools.sandbox.base import (
     validate_workspace_path,
 )
 from tools.sandbox.cgroups import CgroupSupport, RunCgroup, detect_cgroups
+from tools.sandbox.workspace import (
+    SCRATCH_DIRS,
+    Workspace,
+    create_workspace,
+    read_workspace_file,
+)
 
 __all__ = ["LocalSandbox", "Workspace", "read_workspace_file", "seccomp_program"]
 
@@ -176,202 +180,6 @@ def seccomp_program() -> bytes | None:
         program.append((jeq_k, deny - position - 1, 0, number))
     program += [(ret_k, 0, 0, _SECCOMP_RET_ALLOW), (ret_k, 0, 0, _SECCOMP_RET_ERRNO_EPERM)]
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_MS_NOSUID = 0x2
-_MS_NODEV = 0x4
-_MNT_DETACH = 0x2
-_MS_BIND = 0x1000
-
-
-class Workspace:
-    """A run's working directory on the host: a size-capped tmpfs owned by the sandbox uid.
-
-    Files are written by the host before the run; after it, only `read_workspace_file` reads
-    them back (no symlink is ever followed). `remove` unmounts and deletes it.
-    """
-
-    def __init__(self, path: Path, *, mounted: bool, owner: int | None) -> None:
-        self.path = path
-        self.mounted = mounted
-        self.owner = owner
-        self.alias: Path | None = None
-
-    @property
-    def bind_source(self) -> Path:
-        """The path bubblewrap binds: the workspace, or an alias the sandbox uid can reach.
-
-        bubblewrap resolves the source path as uid 65534, so private parent directories (such
-        as pytest's 0700 temp dirs) need the alias.
-        """
-        return self.alias or self.path
-
-    @classmethod
-    def create(
-        cls,
-        root: Path | None,
-        *,
-        size_mb: int,
-        owner: int | None,
-        use_tmpfs: bool,
-    ) -> Workspace:
-        """Make an empty workspace; with `use_tmpfs` it is a tmpfs of `size_mb` (needs root)."""
-        path = Path(tempfile.mkdtemp(prefix="strategos-sandbox-", dir=root))
-        mounted = False
-        if use_tmpfs:
-            uid = owner if owner is not None else os.getuid()
-            options = f"size={size_mb * _MIB},nr_inodes=65536,mode=0700,uid={uid},gid={uid}"
-            rc = _libc.mount(
-                b"strategos-workspace",
-                os.fsencode(path),
-                b"tmpfs",
-                _MS_NOSUID | _MS_NODEV,
-                options.encode(),
-            )
-            if rc != 0:
-                err = ctypes.get_errno()
-                path.rmdir()
-                raise SandboxUnavailable(
-                    f"Could not mount a {size_mb} MiB tmpfs workspace at {path}: "
-                    f"{os.strerror(err)}. The local sandbox needs root (CAP_SYS_ADMIN) for it, or "
-                    "strict=False to use a plain directory (its size is then not capped)."
-                )
-            mounted = True
-        elif owner is not None:
-            os.chown(path, owner, owner)
-        workspace = cls(path, mounted=mounted, owner=owner)
-        if owner is not None and not _reachable_by_others(path.parent):
-            try:
-                workspace.alias = _bind_alias(path)
-            except BaseException:
-                workspace.remove()
-                raise
-        return workspace
-
-    def write(self, files: Mapping[PurePosixPath, str]) -> None:
-        """Write the (already validated) files, owned by the sandbox uid."""
-        current: PurePosixPath | None = None
-        try:
-            for rel, content in files.items():
-                current = rel
-                target = self.path.joinpath(*rel.parts)
-                for depth in range(1, len(rel.parts)):
-                    folder = self.path.joinpath(*rel.parts[:depth])
-                    if not folder.is_dir():
-                        folder.mkdir()
-                        self._own(folder)
-                target.write_text(content, encoding="utf-8")
-                self._own(target)
-        except OSError as exc:
-            raise SandboxError(
-                f"Could not write {current} into the sandbox workspace: "
-                f"{exc.strerror}. Check that no file name is also used as a directory name"
-                + (" and that the files fit in SandboxLimits.disk_mb." if self.mounted else ".")
-            ) from exc
-
-    def collect(self, names: Sequence[PurePosixPath], max_bytes: int) -> dict[str, str]:
-        """Read back regular files (never through a symlink), skipping what is missing."""
-        found: dict[str, str] = {}
-        for rel in names:
-            data = read_workspace_file(self.path, rel, max_bytes)
-            if data is not None:
-                found[str(rel)] = data.decode("utf-8", errors="replace")
-        return found
-
-    def remove(self) -> None:
-        """Unmount (lazily if something still holds it) and delete the directory."""
-        if self.alias is not None:
-            _unmount(self.alias)
-            with contextlib.suppress(OSError):
-                self.alias.rmdir()
-            self.alias = None
-        if self.mounted:
-            _unmount(self.path)
-            self.mounted = False
-        _remove_tree(self.path)
-
-    def _own(self, path: Path) -> None:
-        if self.owner is not None:
-            os.chown(path, self.owner, self.owner, follow_symlinks=False)
-
-
-def _unmount(path: Path) -> None:
-    if _libc.umount2(os.fsencode(path), 0) != 0 and ctypes.get_errno() != errno.EINVAL:
-        _libc.umount2(os.fsencode(path), _MNT_DETACH)
-
-
-def _reachable_by_others(folder: Path) -> bool:
-    """True when every directory from / down to `folder` is searchable by any uid."""
-    for part in [folder, *folder.parents]:
-        try:
-            mode = os.stat(part).st_mode
-        except OSError:
-            return False
-        if not mode & stat.S_IXOTH:
-            return False
-    return True
-
-
-def _alias_root() -> Path:
-    """A root-owned 0711 directory for workspace aliases (reachable, not listable)."""
-    root = Path(tempfile.gettempdir()) / f"strategos-sandbox-mnt-{os.geteuid()}"
-    with contextlib.suppress(FileExistsError):
-        root.mkdir(mode=0o711)
-    info = os.lstat(root)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        raise SandboxUnavailable(
-            f"{root} is not a directory owned by uid {os.geteuid()} and writable only by it; "
-            "remove it so the sandbox can recreate it."
-        )
-    os.chmod(root, 0o711)
-    return root
-
-
-def _bind_alias(path: Path) -> Path:
-    """Bind-mount `path` at a reachable alias (the workspace root's parents are private)."""
-    alias = Path(tempfile.mkdtemp(prefix="ws-", dir=_alias_root()))
-    if _libc.mount(os.fsencode(path), os.fsencode(alias), None, _MS_BIND, None) != 0:
-        err = ctypes.get_errno()
-        alias.rmdir()
-        raise SandboxUnavailable(
-            f"Could not bind the workspace {path} at {alias}: {os.strerror(err)}; use a "
-            "workspace_root whose parent directories are searchable by uid 65534."
-        )
-    return alias
-
-
-def read_workspace_file(root: Path, rel: PurePosixPath, max_bytes: int) -> bytes | None:
-    """Read `root/rel` without following any symlink and without blocking on FIFOs.
-
-    Every component is opened with O_NOFOLLOW relative to its parent's descriptor, so a link
-    planted by the sandboxed code (`out.txt -> /etc/shadow`) yields None instead of host data.
-    Files larger than `max_bytes`, devices, FIFOs and sockets are skipped too.
-    """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(root, flags | os.O_DIRECTORY)
-    except OSError:
-        return None
-    try:
-        for part in rel.parts[:-1]:
-            child = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = child
-        leaf = os.open(rel.parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
-    except OSError:
-        os.close(fd)
-        return None
-    os.close(fd)
-    try:
-        info = os.fstat(leaf)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-            return None
-        with os.fdopen(leaf, "rb", closefd=False) as handle:
-            data = handle.read(max_bytes + 1)
-        return data if len(data) <= max_bytes else None
-    finally:
-        os.close(leaf)
 
 
 class _CappedBuffer:
@@ -535,10 +343,11 @@ class LocalSandbox(PythonEntry):
     def argv(self, workspace: Path, command: Sequence[str], limits: SandboxLimits) -> list[str]:
         """The bwrap + prlimit command line for a workspace path (for inspection and benchmarks).
 
-        Runs use the same arguments prefixed by the cgroup join and, as root, `setpriv`.
+        Runs use the same arguments prefixed by the cgroup join and, as root, `setpriv`; with a
+        tmpfs workspace they also bind their capped scratch tmpfs at /tmp and /dev/shm.
         """
         return [
-            *self._argv(["--bind", str(workspace), WORKSPACE], limits),
+            *self._argv(_mount_args(workspace, None, limits), limits),
             *self._prlimit_args(limits),
             *command,
         ]
@@ -575,10 +384,9 @@ class LocalSandbox(PythonEntry):
     # -- internals -------------------------------------------------------------------------
 
     def _argv(
-        self, bind: list[str], limits: SandboxLimits, seccomp_fd: int | None = None
+        self, mounts: list[str], limits: SandboxLimits, seccomp_fd: int | None = None
     ) -> list[str]:
         """Build `setpriv` (as root) + bwrap, up to and including the `--` before the command."""
-        memory = limits.memory_mb * _MIB
         args: list[str] = []
         if self._setpriv is not None:
             args += [
@@ -613,10 +421,7 @@ class LocalSandbox(PythonEntry):
         args += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         args += ["--ro-bind", "/usr", "/usr", *self._layout]
         args += ["--proc", "/proc", "--dev", "/dev"]
-        # tmpfs lives in RAM, so cap each one at the memory budget (the cgroup caps the sum).
-        args += ["--size", str(memory), "--tmpfs", "/tmp"]
-        args += ["--size", str(memory), "--tmpfs", "/dev/shm"]
-        args += [*bind, "--chdir", WORKSPACE, "--"]
+        args += [*mounts, "--chdir", WORKSPACE, "--"]
         return args
 
     def _prlimit_args(self, limits: SandboxLimits) -> list[str]:
@@ -636,9 +441,9 @@ class LocalSandbox(PythonEntry):
         self, paths: Mapping[PurePosixPath, str], limits: SandboxLimits
     ) -> tuple[Workspace, RunCgroup | None]:
         """Workspace with the files + run cgroup (blocking; called in a thread)."""
-        workspace = Workspace.create(
+        workspace = create_workspace(
             self.workspace_root,
-            size_mb=limits.disk_mb,
+            limits,
             owner=SANDBOX_UID if self._setpriv else None,
             use_tmpfs=self._tmpfs,
         )
@@ -673,7 +478,8 @@ class LocalSandbox(PythonEntry):
         if self._seccomp is not None:
             fd = await asyncio.to_thread(_seccomp_fd, self._seccomp)
         try:
-            argv = self._argv(["--bind", str(workspace.bind_source), WORKSPACE], limits, fd)
+            mounts = _mount_args(workspace.bind_source, workspace.scratch, limits)
+            argv = self._argv(mounts, limits, fd)
             argv += tail
             if group is not None:
                 argv = [*group.join_command(), *argv]
@@ -757,7 +563,7 @@ class LocalSandbox(PythonEntry):
         if self._probed:
             return
         paths: dict[PurePosixPath, str] = {}
-        limits = SandboxLimits(timeout_s=10, disk_mb=1)
+        limits = SandboxLimits(timeout_s=10, disk_mb=1, tmp_mb=1)
         workspace, group = await asyncio.to_thread(self._prepare, paths, limits)
         try:
             tail = [*self._prlimit_args(limits), "true"]
@@ -780,9 +586,12 @@ class LocalSandbox(PythonEntry):
         if self.pool_size == 0 or self._closed:
             return None
         loop = asyncio.get_running_loop()
-        compatible = (
-            limits.memory_mb == self.pool_limits.memory_mb
-            and limits.disk_mb == self.pool_limits.disk_mb
+        pool = self.pool_limits
+        compatible = (limits.memory_mb, limits.disk_mb, limits.tmp_mb, limits.tmp_files) == (
+            pool.memory_mb,
+            pool.disk_mb,
+            pool.tmp_mb,
+            pool.tmp_files,
         )
         warm: _Warm | None = None
         if compatible:
@@ -973,6 +782,22 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _mount_args(workspace: Path, scratch: Workspace | None, limits: SandboxLimits) -> list[str]:
+    """The bubblewrap mounts for /tmp, /dev/shm and /workspace.
+
+    With a scratch tmpfs (as root) its directories are bound at /tmp and /dev/shm, capped in
+    size and inodes. Without one, bubblewrap's own tmpfs stands in: capped in size at the
+    memory budget only (the memory cgroup bounds what its inodes cost).
+    """
+    args: list[str] = []
+    for name, target in SCRATCH_DIRS.items():
+        if scratch is None:
+            args += ["--size", str(limits.memory_mb * _MIB), "--tmpfs", target]
+        else:
+            args += ["--bind", str(scratch.bind_source / name), target]
+    return [*args, "--bind", str(workspace), WORKSPACE]
+
+
 def _root_layout() -> list[str]:
     """Mirror the host's /bin, /lib… as symlinks (merged /usr) or read-only binds (split)."""
     args: list[str] = []
@@ -989,22 +814,6 @@ def _under_root_link(path: str) -> bool:
     """True for paths like /bin/python3 that are mounted inside through `_root_layout`."""
     parts = Path(path).parts
     return len(parts) > 1 and parts[1] in _ROOT_LINKS
-
-
-def _remove_tree(root: Path) -> None:
-    """Delete a workspace even if the sandboxed code removed permissions from its own files."""
-
-    def make_writable_and_retry(func: object, path: str, _exc: BaseException) -> None:
-        with contextlib.suppress(OSError):
-            parent = os.path.dirname(path)
-            os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.chmod(path, stat.S_IRWXU)
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
-
-    shutil.rmtree(root, onexc=make_writable_and_retry)
 
 
 def _seccomp_fd(program: bytes) -> int:

@@ -24,7 +24,10 @@ def gvisor() -> Iterator[GVisorSandbox]:
 
 
 def test_spec_has_the_required_isolation(gvisor: GVisorSandbox, tmp_path: Path) -> None:
-    spec = gvisor.spec("abc", tmp_path, ["python3", "m.py"], SandboxLimits(memory_mb=256))
+    scratch = tmp_path / "scratch"
+    spec = gvisor.spec(
+        "abc", tmp_path, ["python3", "m.py"], SandboxLimits(memory_mb=256), tmp=scratch
+    )
     assert spec["root"]["readonly"] is True
     assert spec["process"]["user"] == {"uid": 65534, "gid": 65534, "additionalGids": []}
     assert spec["process"]["noNewPrivileges"] is True
@@ -40,7 +43,7 @@ def test_spec_has_the_required_isolation(gvisor: GVisorSandbox, tmp_path: Path) 
     assert kinds == {"pid", "network", "ipc", "uts", "mount"}
     mounts = {m["destination"]: m for m in spec["mounts"]}
     assert "ro" in mounts["/usr"]["options"]
-    assert mounts["/tmp"]["type"] == "tmpfs"
+    assert mounts["/tmp"]["source"] == str(scratch)  # the capped scratch tmpfs, not the Sentry's
     assert mounts["/workspace"]["source"] == str(tmp_path)
     assert "rw" in mounts["/workspace"]["options"]
     resources = spec["linux"]["resources"]

@@ -54,6 +54,10 @@ from service.models import text_of
 from service.scripted import ScriptedChatModel
 from service.settings import get_settings
 
+PIPELINE_PROMPTS = {"coder": 1, "tester": 2, "reviewer": 2, "supervisor": 1}
+"""The prompt versions the JSON-answering pipeline nodes are written for (newer versions
+belong to the candidate-selection core, which answers in fenced code)."""
+
 __all__ = [
     "FOLD_AT",
     "KEEP_RECENT",
@@ -519,7 +523,7 @@ async def build_prompt(
     counter = await counter_for(ctx)
     built = await asyncio.to_thread(
         assemble,
-        load_prompt(role).text,
+        load_prompt(role, PIPELINE_PROMPTS.get(role)).text,
         state,
         pinned=pinned,
         required=required,

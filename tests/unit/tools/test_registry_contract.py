@@ -45,6 +45,7 @@ def test_default_registry_has_every_builtin() -> None:
         "list_files",
         "math_eval",
         "read_file",
+        "run_candidates",
         "run_python",
         "run_tests",
         "search_memory",

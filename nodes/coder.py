@@ -94,7 +94,7 @@ async def _known_fixes(state: TeamState, ctx: TeamContext) -> list[str]:
 
 async def coder(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Produce the next version of the code from the goal and the latest feedback."""
-    ctx = deps.context_of(runtime.context)
+    ctx = deps.run_context(runtime.context)
     update: dict[str, Any] = {}
     if "lessons" not in state:
         thread_id = str(get_config().get("configurable", {}).get("thread_id", ""))

@@ -21,7 +21,8 @@ from graphs.context import TeamContext
 from graphs.state import ApprovalResume, TeamState
 from memory import taskgraph
 from memory.reflexion import lesson_record, lessons_from_task
-from nodes.approval import interrupt_approver, recorded_approver
+from nodes.approval import approval_key as key_of_approval
+from nodes.approval import delivery_args, interrupt_approver, recorded_approver
 from service import deps
 from tools.gateway import Approver, CallContext, ToolObservation
 from tools.registry import DirWorkspace
@@ -130,32 +131,35 @@ async def _deliver_files(
 ) -> ToolObservation:
     """One `deliver_files` call through the gateway; the key is stable across a resume."""
     gateway = await deps.get_gateway(ctx)
-    approval = state.get("approval")
     approver: Approver = interrupt_approver
-    if approval is not None:
-        who = "human" if ctx.approve == "ask" else f"policy ({ctx.approve})"
-        approver = recorded_approver(ApprovalResume.model_validate(approval), who)
+    approval_key: str | None = None
+    if ctx.approve == "ask":
+        # Only the answer the gateway ledgered for exactly these files and this folder counts;
+        # the state's `approval` may have been written by a client. Without one, ask now.
+        approval_key = key_of_approval(thread_id, str(destination), files)
+    else:
+        policy = ApprovalResume(approved=True, comment="approved by policy (auto)")
+        approver = recorded_approver(policy, "policy (auto)")
     workspace = await asyncio.to_thread(DirWorkspace.create, destination)
     outputs = {**files, REPORT_FILE: json.dumps(report, indent=2)}
+    summary = str(report.get("stop_reason") or "the reviewed solution")
     return await gateway.call(
         DELIVER_TOOL,
-        {
-            "files": [{"path": p, "content": c} for p, c in sorted(outputs.items())],
-            "summary": str(report.get("stop_reason") or "the reviewed solution"),
-        },
+        delivery_args(outputs, summary),
         CallContext(
             thread_id=thread_id,
             tool_call_id="deliver",
             workspace=workspace,
             tenant_id=ctx.tenant,
             approver=approver,
+            approval_key=approval_key,
         ),
     )
 
 
 async def deliver(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Deliver the best candidate's files when approved; always produce the report."""
-    ctx = deps.context_of(runtime.context)
+    ctx = deps.run_context(runtime.context)
     thread_id = str(get_config().get("configurable", {}).get("thread_id", "local"))
     best = state.get("best")
     files = best["files"] if best else state.get("files", {})
@@ -165,8 +169,8 @@ async def deliver(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, 
     destination: Path | None = None
     delivered: list[str] = []
     problem = ""
-    if approval["approved"] and files:
-        destination = deps.out_dir(ctx, thread_id)
+    if approval["approved"] and files and ctx.approve != "deny":
+        destination = deps.destination(ctx, thread_id, state.get("destination"))
         report = build_report(state, sorted(files), destination, flags)
         observation = await _deliver_files(state, ctx, thread_id, destination, files, report)
         if observation.ok:

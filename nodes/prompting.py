@@ -521,9 +521,11 @@ async def build_prompt(
 ) -> RolePrompt:
     """Assemble `role`'s prompt for this call off the event loop, and log its size."""
     counter = await counter_for(ctx)
+    # Reading the prompt files is file I/O too (a directory listing on the first call).
+    prompt = await asyncio.to_thread(load_prompt, role, PIPELINE_PROMPTS.get(role))
     built = await asyncio.to_thread(
         assemble,
-        load_prompt(role, PIPELINE_PROMPTS.get(role)).text,
+        prompt.text,
         state,
         pinned=pinned,
         required=required,

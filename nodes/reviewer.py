@@ -93,7 +93,7 @@ def _claims(
 
 async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Approve, reject disputed tests, or raise problems that the tester will run."""
-    ctx = deps.context_of(runtime.context)
+    ctx = deps.run_context(runtime.context)
     disputed = _failing_model_checks(state)
     runtime.stream_writer({"role": "reviewer", "event": "reviewing", "disputed": len(disputed)})
     built = await build_prompt(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import time
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -16,7 +14,7 @@ from pydantic import BaseModel, Field
 from graphs.context import TeamContext
 from graphs.state import Candidate, CheckResult, TeamState, TestRun, Usage, run_score
 from nodes.prompting import Section, build_prompt, goal_section
-from service import deps, tasks
+from service import deps
 from service.models import StructuredOutputError, structured_call
 from service.settings import get_settings
 from tools.builtin.run_tests import RunTestsResult
@@ -99,8 +97,7 @@ def feedback_for(run: TestRun) -> str:
 
 async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
     """Run every check against the current code in the sandbox and record the result."""
-    ctx = deps.context_of(runtime.context)
-    thread_id = str(get_config().get("configurable", {}).get("thread_id", "local"))
+    ctx = deps.run_context(runtime.context)
     update: dict[str, Any] = {"steps": 1}
     files = state.get("files", {})
     entry_point = entry_point_of(
@@ -132,10 +129,7 @@ async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, A
         run = previous
     else:
         runtime.stream_writer({"role": "tester", "event": "running", "checks": len(checks)})
-        run, replayed = await _execute(ctx, files, checks, run_id, digest, state["iteration"])
-        if not replayed:
-            entry = {"run_id": run_id, "iteration": run["iteration"], "at": time.time()}
-            await asyncio.to_thread(tasks.log_test_run, ctx.run_log, thread_id, entry)
+        run, _replayed = await _execute(ctx, files, checks, run_id, digest, state["iteration"])
     runtime.stream_writer(
         {
             "role": "tester",

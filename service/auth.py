@@ -7,6 +7,12 @@ create and a filter `owner == tenant` on every other action: another tenant's th
 not found (404), never shown. Assistants are shared for reading (the graphs are the product);
 assistants a tenant creates are its own. The store is tenant-scoped by namespace: with keys
 configured, a namespace must start with the caller's tenant.
+
+Every run a caller creates — directly, from a cron or through an assistant's defaults — is
+checked by `service.run_guard` first: no host path, no tenant, no jump and no state write
+(but the task's input) in a `command`, every limit under the operator's cap, approval no looser
+than the operator's policy, and an answer to an approval only from a key allowed to approve
+(`approve` permission).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
+from service.run_guard import Refused, check_context, check_run
+from service.settings import get_settings
 from service.tenancy import Unauthenticated, resolve_identity
 
 auth = Auth()
@@ -22,6 +30,7 @@ auth = Auth()
 OWNER = "owner"
 """Metadata key holding the owning tenant on threads, crons and tenant-made assistants."""
 ANONYMOUS_PERMISSION = "anonymous"
+APPROVE_PERMISSION = "approve"
 
 
 @auth.authenticate
@@ -32,7 +41,30 @@ async def authenticate(headers: dict[Any, Any]) -> Auth.types.MinimalUserDict:
     except Unauthenticated as exc:
         raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc)) from None
     permissions = ["tenant", ANONYMOUS_PERMISSION] if identity.anonymous else ["tenant"]
+    if identity.can_approve:
+        permissions.append(APPROVE_PERMISSION)
     return {"identity": identity.tenant, "permissions": permissions}
+
+
+def _guarded(check: Any) -> None:
+    """Run a check; a refusal becomes the HTTP answer that names the field."""
+    try:
+        check()
+    except Refused as exc:
+        raise Auth.exceptions.HTTPException(status_code=exc.status, detail=exc.reason) from None
+
+
+def _check_run(ctx: Auth.types.AuthContext, value: Any) -> None:
+    if not isinstance(value, dict):
+        return
+    _guarded(
+        lambda: check_run(
+            value,
+            tenant=ctx.user.identity,
+            can_approve=APPROVE_PERMISSION in ctx.permissions,
+            settings=get_settings(),
+        )
+    )
 
 
 def _own(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
@@ -53,9 +85,19 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
     return _own(ctx, value)
 
 
+@auth.on.threads.create_run
+async def on_create_run(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
+    """A run is checked (`service.run_guard`) and then owned like its thread."""
+    _check_run(ctx, value)
+    return _own(ctx, value)
+
+
 @auth.on.crons
 async def on_crons(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
-    """Crons start runs, so they are owned like threads."""
+    """Crons start runs, so their payload is checked like a run and they are owned."""
+    if isinstance(value, dict):
+        payload = value.get("payload")
+        _check_run(ctx, payload if isinstance(payload, dict) else value)
     return _own(ctx, value)
 
 
@@ -73,7 +115,18 @@ async def search_assistants(ctx: Auth.types.AuthContext, value: Any) -> None:
 
 @auth.on.assistants
 async def write_assistants(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
-    """Creating, updating or deleting an assistant: only one's own."""
+    """Creating, updating or deleting an assistant: only one's own, with defaults a run may use."""
+    if isinstance(value, dict):
+        settings = get_settings()
+        tenant = ctx.user.identity
+        _guarded(lambda: check_context(value.get("context"), tenant=tenant, settings=settings))
+        config = value.get("config")
+        configurable = config.get("configurable") if isinstance(config, dict) else None
+        _guarded(
+            lambda: check_context(
+                configurable, tenant=tenant, settings=settings, where="config.configurable"
+            )
+        )
     return _own(ctx, value)
 
 

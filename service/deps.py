@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
+import os
+import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -14,7 +17,8 @@ from typing import Any, cast
 from langchain_core.language_models import BaseChatModel
 from qdrant_client import QdrantClient
 
-from graphs.context import TeamContext
+from graphs.context import STRICTNESS, ApproveMode, Principal, TeamContext, principal_of
+from graphs.deps import Limits
 from memory.embeddings import Embedder
 from memory.episodic import EpisodicMemory, EpisodicSearch
 from memory.graph import CypherBackend, MemoryGraph
@@ -26,15 +30,6 @@ from tools.gateway import ToolGateway
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Effective per-task limits: the context's values, else the settings'."""
-
-    max_steps: int
-    max_iterations: int
-    token_budget: int
-
-
 def context_of(runtime_context: TeamContext | dict[str, Any] | None) -> TeamContext:
     """Accept the dataclass, the plain dict the server may pass, or nothing."""
     if isinstance(runtime_context, TeamContext):
@@ -42,6 +37,75 @@ def context_of(runtime_context: TeamContext | dict[str, Any] | None) -> TeamCont
     if isinstance(runtime_context, dict):
         return TeamContext(**runtime_context)
     return TeamContext()
+
+
+def _run_config() -> Any:
+    """The running graph's config, or None outside a run (plain function calls in tests)."""
+    from langgraph.config import get_config
+
+    try:
+        return get_config()
+    except RuntimeError:
+        return None
+
+
+def current_thread_id() -> str:
+    """The running graph's thread id (the task id); "local" outside a run."""
+    config = _run_config() or {}
+    return str(config.get("configurable", {}).get("thread_id", "local"))
+
+
+def auto_approve_allowed(tenant: str, tool: str, settings: Settings) -> bool:
+    """Whether the operator lets `tenant`'s calls of `tool` be approved without a human."""
+    allowed = set(settings.auto_approve)
+    return bool({"*", tenant, f"{tenant}:{tool}", f"*:{tool}"} & allowed)
+
+
+def effective_approve(
+    requested: ApproveMode, tenant: str, settings: Settings, tool: str = "deliver_files"
+) -> ApproveMode:
+    """The requested mode if it is at least as strict as the operator's policy, else the policy."""
+    policy: ApproveMode = "auto" if auto_approve_allowed(tenant, tool, settings) else "ask"
+    return requested if STRICTNESS[requested] >= STRICTNESS[policy] else policy
+
+
+def _capped(value: int | None, cap: int) -> int | None:
+    return None if value is None else min(value, cap)
+
+
+def served_context(ctx: TeamContext, principal: Principal, settings: Settings) -> TeamContext:
+    """A served run's context made safe: its own tenant and folder, policy and caps applied.
+
+    The server's auth handler already refuses a request that asks for more; this is the second
+    line, so nothing a request carries can reach a host path, another tenant or a human's vote.
+    """
+    return dataclasses.replace(
+        ctx,
+        tenant=principal.tenant,
+        out_dir=None,
+        approve=effective_approve(ctx.approve, principal.tenant, settings),
+        max_steps=_capped(ctx.max_steps, settings.max_steps_cap),
+        max_iterations=_capped(ctx.max_iterations, settings.max_iterations_cap),
+        token_budget=_capped(ctx.token_budget, settings.token_budget_cap),
+        model=None,
+        sandbox=None,
+        memory=None,
+        gateway=None,
+        memory_graph=None,
+    )
+
+
+def run_context(runtime_context: TeamContext | dict[str, Any] | None) -> TeamContext:
+    """The context a node acts on: as given in-process, made safe for a served run."""
+    ctx = context_of(runtime_context)
+    principal = principal_of(_run_config())
+    return ctx if principal is None else served_context(ctx, principal, get_settings())
+
+
+def approver_of(config: Any) -> str:
+    """Who answered an approval in this run: the authenticated user, else the local user."""
+    principal = principal_of(config)
+    return f"human ({principal.tenant})" if principal else "human"
 
 
 def limits(ctx: TeamContext, settings: Settings | None = None) -> Limits:
@@ -290,8 +354,42 @@ async def aclose() -> None:
     await asyncio.to_thread(close_memory)
 
 
-def out_dir(ctx: TeamContext, thread_id: str) -> Path:
-    """Where deliver writes: the context's directory, else one per task under the data dir."""
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _folder_name(thread_id: str) -> str:
+    """The thread id if it is a safe folder name, else its digest (ids come from requests)."""
+    if _SAFE_ID.fullmatch(thread_id):
+        return thread_id
+    return "t-" + hashlib.sha256(thread_id.encode()).hexdigest()[:32]
+
+
+def _delivery_root(ctx: TeamContext, thread_id: str) -> Path:
+    """The folder every delivery of this run stays inside."""
     if ctx.out_dir:
         return Path(ctx.out_dir)
-    return get_settings().tasks_dir() / thread_id / "delivered"
+    return get_settings().tasks_dir() / _folder_name(thread_id) / "delivered"
+
+
+def destination(ctx: TeamContext, thread_id: str, fixed: str | None) -> Path:
+    """The delivery folder fixed in state when approval was asked, if it is still allowed.
+
+    State can be edited by a client (Studio does), so a fixed destination is only used inside
+    the run's delivery root; anything else falls back to `out_dir`.
+    """
+    default = out_dir(ctx, thread_id)
+    if not fixed:
+        return default
+    root = Path(os.path.normpath(_delivery_root(ctx, thread_id).absolute()))
+    chosen = Path(os.path.normpath(Path(fixed).absolute()))
+    return chosen if chosen.is_relative_to(root) else default
+
+
+def out_dir(ctx: TeamContext, thread_id: str) -> Path:
+    """Where deliver writes: the in-process caller's folder, else the task's own one.
+
+    A served run's context has no `out_dir` (`served_context`), so it delivers under the data
+    dir, into the validated relative `delivery_path` at most.
+    """
+    base = _delivery_root(ctx, thread_id)
+    return base / ctx.delivery_path if ctx.delivery_path else base

@@ -22,6 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,21 @@ log = logging.getLogger(__name__)
 ANONYMOUS_TENANT = "local"
 """The tenant of open mode (also `TeamContext.tenant`'s default)."""
 KEYS_TABLE = "strategos_api_keys"
+AGENT_KEYS_TABLE = "strategos_agent_keys"
+"""Digests of keys that may submit work but never approve it (automation, agents)."""
 META_TABLE = "strategos_tenancy_meta"
 TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MIN_KEY_LEN = 8
 _CACHE_TTL_S = 30.0
 _CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """Whose a key is, and whether it may answer approvals."""
+
+    tenant: str
+    can_approve: bool = True
 
 
 class Unauthenticated(Exception):
@@ -64,6 +75,8 @@ class Identity(BaseModel):
     tenant: str
     api_key: str | None = Field(default=None, repr=False, exclude=True)
     anonymous: bool = False
+    can_approve: bool = True
+    """A person's key answers approvals; an agent key (`STRATEGOS_AGENT_API_KEYS`) cannot."""
 
 
 def parse_seed(seed: str) -> list[tuple[str, str]]:
@@ -108,7 +121,7 @@ class KeyStore(abc.ABC):
 
     def __init__(self, pepper: bytes | None) -> None:
         self._pepper = pepper
-        self._cache: dict[str, tuple[str, float]] = {}
+        self._cache: dict[str, tuple[KeyOwner, float]] = {}
         self._has_keys: tuple[bool, float] | None = None
 
     @abc.abstractmethod
@@ -135,7 +148,7 @@ class KeyStore(abc.ABC):
         [(value,)] = await self._rows(f"SELECT value FROM {META_TABLE} WHERE name = 'salt'")
         return bytes.fromhex(str(value))
 
-    async def _insert(self, digest: str, tenant: str) -> str:
+    async def _insert(self, digest: str, tenant: str, *, agent: bool) -> str:
         """Insert unless present; the tenant the digest belongs to afterwards."""
         await self._rows(
             self._sql(
@@ -144,14 +157,27 @@ class KeyStore(abc.ABC):
             ),
             (digest, tenant, time.time()),
         )
-        return await self._lookup(digest) or tenant
+        owner = await self._lookup(digest)
+        if agent and owner is not None and owner.tenant == tenant:
+            await self._rows(
+                self._sql(
+                    f"INSERT INTO {AGENT_KEYS_TABLE} (digest) VALUES (?) "
+                    "ON CONFLICT (digest) DO NOTHING"
+                ),
+                (digest,),
+            )
+        return owner.tenant if owner else tenant
 
-    async def _lookup(self, digest: str) -> str | None:
-        """The tenant of a digest."""
+    async def _lookup(self, digest: str) -> KeyOwner | None:
+        """The tenant of a digest, and whether it is an agent's key."""
         rows = await self._rows(
-            self._sql(f"SELECT tenant FROM {KEYS_TABLE} WHERE digest = ?"), (digest,)
+            self._sql(
+                f"SELECT k.tenant, a.digest FROM {KEYS_TABLE} k LEFT JOIN {AGENT_KEYS_TABLE} a "
+                "ON a.digest = k.digest WHERE k.digest = ?"
+            ),
+            (digest,),
         )
-        return str(rows[0][0]) if rows else None
+        return KeyOwner(str(rows[0][0]), can_approve=rows[0][1] is None) if rows else None
 
     async def _count(self) -> int:
         """How many keys exist."""
@@ -174,27 +200,35 @@ class KeyStore(abc.ABC):
             raise RuntimeError("KeyStore.setup() must run before keys are hashed")
         return hmac.new(self._pepper, api_key.encode("utf-8"), hashlib.sha256).hexdigest()
 
-    async def add_key(self, tenant: str, api_key: str) -> bool:
-        """Register a key for a tenant; False if the key already belongs to another tenant."""
+    async def add_key(self, tenant: str, api_key: str, *, agent: bool = False) -> bool:
+        """Register a key for a tenant; False if the key already belongs to another tenant.
+
+        An `agent` key may submit and watch tasks but never answer an approval.
+        """
         if not TENANT_RE.fullmatch(tenant) or len(api_key) < MIN_KEY_LEN:
             raise ValueError("invalid tenant name or key too short")
-        owner = await self._insert(self.digest(api_key), tenant)
+        owner = await self._insert(self.digest(api_key), tenant, agent=agent)
         self._has_keys = None
         return owner == tenant
 
-    async def tenant_of(self, api_key: str) -> str | None:
-        """The tenant a key belongs to (cached for a short while; misses are not cached)."""
+    async def owner_of(self, api_key: str) -> KeyOwner | None:
+        """Who a key belongs to (cached for a short while; misses are not cached)."""
         digest = self.digest(api_key)
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[1] > now:
             return cached[0]
-        tenant = await self._lookup(digest)
-        if tenant is not None:
+        owner = await self._lookup(digest)
+        if owner is not None:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            self._cache[digest] = (tenant, now + _CACHE_TTL_S)
-        return tenant
+            self._cache[digest] = (owner, now + _CACHE_TTL_S)
+        return owner
+
+    async def tenant_of(self, api_key: str) -> str | None:
+        """The tenant a key belongs to."""
+        owner = await self.owner_of(api_key)
+        return owner.tenant if owner else None
 
     async def has_keys(self) -> bool:
         """Whether any key exists (cached briefly: it decides open mode on every request)."""
@@ -203,11 +237,11 @@ class KeyStore(abc.ABC):
             self._has_keys = (await self._count() > 0, now + _CACHE_TTL_S)
         return self._has_keys[0]
 
-    async def seed(self, seed: str) -> int:
+    async def seed(self, seed: str, *, agent: bool = False) -> int:
         """Add the `tenant:key,…` pairs; returns how many were new or already this tenant's."""
         added = 0
         for index, (tenant, api_key) in enumerate(parse_seed(seed)):
-            if await self.add_key(tenant, api_key):
+            if await self.add_key(tenant, api_key, agent=agent):
                 added += 1
             else:
                 log.warning("API key seed entry %d already belongs to another tenant", index + 1)
@@ -229,6 +263,7 @@ class SqliteKeyStore(SqliteConnection, KeyStore):
         await self._rows(
             f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
+        await self._rows(f"CREATE TABLE IF NOT EXISTS {AGENT_KEYS_TABLE} (digest TEXT PRIMARY KEY)")
 
 
 class PostgresKeyStore(PostgresConnection, KeyStore):
@@ -249,6 +284,9 @@ class PostgresKeyStore(PostgresConnection, KeyStore):
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {META_TABLE} "
                 "(name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {AGENT_KEYS_TABLE} (digest TEXT PRIMARY KEY)"
             )
 
 
@@ -284,6 +322,9 @@ async def get_key_store() -> KeyStore:
             if settings.api_keys is not None:
                 seeded = await store.seed(settings.api_keys.get_secret_value())
                 log.info("Seeded %d API key(s) from STRATEGOS_API_KEYS", seeded)
+            if settings.agent_api_keys is not None:
+                seeded = await store.seed(settings.agent_api_keys.get_secret_value(), agent=True)
+                log.info("Seeded %d agent key(s) from STRATEGOS_AGENT_API_KEYS", seeded)
             _STORES[loop_id] = store
         return _STORES[loop_id]
 
@@ -306,10 +347,10 @@ async def resolve_identity(headers: Mapping[Any, Any]) -> Identity:
     store = await get_key_store()
     api_key = api_key_from_headers(headers)
     if api_key is not None:
-        tenant = await store.tenant_of(api_key)
-        if tenant is None:
+        owner = await store.owner_of(api_key)
+        if owner is None:
             raise Unauthenticated("invalid API key")
-        return Identity(tenant=tenant, api_key=api_key)
+        return Identity(tenant=owner.tenant, api_key=api_key, can_approve=owner.can_approve)
     if await keys_required():
         raise Unauthenticated("an API key is required (header x-api-key or Bearer token)")
     return Identity(tenant=ANONYMOUS_TENANT, anonymous=True)

@@ -161,6 +161,10 @@ class CallContext:
     limits: SandboxLimits | None = None
     approver: Approver | None = None
     """This call's approver (a graph node passes its `interrupt()`), else the gateway's."""
+    approval_key: str | None = None
+    """Where the call's approval is recorded; the call's own key when unset. A graph that asks
+    before it calls (`request_approval`) records the answer under a key it can compute again
+    from what it delivers, so the call finds that answer and nobody is asked twice."""
 
 
 _DEFAULT_LEDGERED: frozenset[SideEffect] = frozenset({"idempotent", "side_effect", "dangerous"})
@@ -284,6 +288,25 @@ class ToolGateway:
             return await self._execute(call, None)
         return await self._ledgered(call)
 
+    async def request_approval(
+        self, tool_name: str, raw_args: object, call_ctx: CallContext, reason: str
+    ) -> ApprovalDecision:
+        """Ask for approval of a call before making it, once: the answer is ledgered.
+
+        Recorded under `call_ctx.approval_key`, which the later `call` must carry too; asking
+        again returns the recorded answer (a resumed graph does not ask twice).
+        """
+        spec = self.registry.get(tool_name)
+        parsed = self._validate(spec, raw_args, call_ctx)
+        if isinstance(parsed, ToolObservation):
+            message = parsed.error.message if parsed.error else "invalid arguments"
+            raise ValueError(f"cannot ask approval for an invalid {tool_name} call: {message}")
+        args_json = parsed.model_dump(mode="json")
+        key = idempotency_key(
+            call_ctx.thread_id, call_ctx.checkpoint_ns, call_ctx.tool_call_id, args_json
+        )
+        return await self._approval(_Call(spec, call_ctx, parsed, args_json, key), reason)
+
     async def flags(self, thread_id: str) -> list[str]:
         """Every reason recorded for a human to review this thread (for the task report)."""
         events = await self.ledger.events(
@@ -380,8 +403,9 @@ class ToolGateway:
 
     async def _approval(self, call: _Call, reason: str) -> ApprovalDecision:
         ctx = call.ctx
+        approval_key = ctx.approval_key or call.key
         recorded = await self.ledger.events(
-            ctx.thread_id, 0, 1000, kinds=["ApprovalGiven", "ApprovalRejected"], key=call.key
+            ctx.thread_id, 0, 1000, kinds=["ApprovalGiven", "ApprovalRejected"], key=approval_key
         )
         if recorded:
             data = recorded[-1].data
@@ -401,14 +425,14 @@ class ToolGateway:
             task_id=call.task_id,
             tenant_id=ctx.tenant_id,
             tool_call_id=ctx.tool_call_id,
-            key=call.key,
+            key=approval_key,
         )
         asked = await self.ledger.events(
-            ctx.thread_id, 0, 1, kinds=["ApprovalRequested"], key=call.key
+            ctx.thread_id, 0, 1, kinds=["ApprovalRequested"], key=approval_key
         )
         if not asked:
             await self._event(
-                ctx, "ApprovalRequested", call.key, call.spec, request.model_dump(mode="json")
+                ctx, "ApprovalRequested", approval_key, call.spec, request.model_dump(mode="json")
             )
         approver = ctx.approver or self.approver
         if approver is None:
@@ -426,7 +450,7 @@ class ToolGateway:
         await self._event(
             ctx,
             kind,
-            call.key,
+            approval_key,
             call.spec,
             {"comment": decision.comment, "approver": decision.approver},
         )

@@ -3,7 +3,8 @@
 One server process for the module: the repo's `langgraph.json`, a scripted chat model (so the run
 is deterministic and offline) and a temporary data dir. The tests go through the HTTP API like
 Studio or any other client would: stream a run until the approval interrupt, reject with a
-comment, let the team rework the code, approve, and check what was delivered.
+comment, let the team rework the code, approve, and check what was delivered (into the task's own
+folder under the data dir: a served run cannot choose a host path) and what the ledger recorded.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamMode, ThreadState
 
 from tests.conftest import cases_reply, cli_env, coder_reply, review_reply, write_script
+from tools.ledger import EventKind, LedgerEvent, open_ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -47,16 +49,29 @@ TAKEN_PORTS = {2024}
 
 @dataclass(frozen=True)
 class Server:
-    """A running `langgraph dev` and the directories it writes to."""
+    """A running `langgraph dev` and the data dir it writes to."""
 
     url: str
-    out_dir: Path
     data_dir: Path
     log: Path
+    ledger_url: str | None = None
+    """The tool ledger and event log: PostgreSQL for Aegra, else SQLite in the data dir."""
 
     def context(self) -> dict[str, Any]:
-        """The run context: ask before delivering, and deliver into the test's tmp dir."""
-        return {"approve": "ask", "out_dir": str(self.out_dir)}
+        """The run context: ask a human before delivering."""
+        return {"approve": "ask"}
+
+    def delivered(self, thread_id: str) -> Path:
+        """Where a served run delivers: the task's own folder under the data dir."""
+        return self.data_dir / "tasks" / thread_id / "delivered"
+
+    async def events(self, thread_id: str, kinds: list[EventKind]) -> list[LedgerEvent]:
+        """The thread's ledgered events of these kinds, oldest first."""
+        ledger = await open_ledger(self.ledger_url or str(self.data_dir / "ledger.sqlite"))
+        try:
+            return await ledger.events(thread_id, 0, 10_000, kinds=kinds)
+        finally:
+            await ledger.close()
 
 
 def _free_port() -> int:
@@ -147,9 +162,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
     try:
         _wait_until_ready(proc, url, log)
-        yield Server(
-            url=url, out_dir=tmp / "out", data_dir=Path(env["STRATEGOS_DATA_DIR"]), log=log
-        )
+        yield Server(url=url, data_dir=Path(env["STRATEGOS_DATA_DIR"]), log=log)
     finally:
         _stop(proc)
 
@@ -214,7 +227,7 @@ async def assert_waiting_for_approval(
     assert request["kind"] == "approval_request"
     assert request["action"] == "deliver"
     assert request["files"] == ["solution.py"]
-    assert request["destination"] == str(server.out_dir)
+    assert request["destination"] == str(server.delivered(thread_id))
     assert request["tests"] == "goal examples 1/1, team tests 2/2"
 
     state = await client.threads.get_state(thread_id)
@@ -222,8 +235,23 @@ async def assert_waiting_for_approval(
     [task] = state["tasks"]
     assert task["name"] == "approval"
     assert [i["value"] for i in task["interrupts"]] == [request]
-    assert not (server.out_dir / "solution.py").exists(), "delivered before approval"
+    assert not (server.delivered(thread_id) / "solution.py").exists(), "delivered before approval"
     return state
+
+
+async def assert_ledgered(
+    server: Server, thread_id: str, answers: list[EventKind], who: str = "human (local)"
+) -> None:
+    """Two test runs, one question per answer, each answered once by `who`, one delivery."""
+    scheduled = await server.events(thread_id, ["ActivityScheduled"])
+    tools = [event.data.get("tool") for event in scheduled]
+    assert tools.count("run_tests") == 2, tools
+    assert tools.count("deliver_files") == 1, tools
+    asked = await server.events(thread_id, ["ApprovalRequested"])
+    answered = await server.events(thread_id, ["ApprovalGiven", "ApprovalRejected"])
+    assert [event.kind for event in answered] == answers
+    assert [event.data.get("approver") for event in answered] == [who] * len(answers)
+    assert sorted(str(event.key) for event in asked) == sorted(str(e.key) for e in answered)
 
 
 async def test_reject_then_approve_delivers_the_reworked_code(
@@ -256,7 +284,7 @@ async def test_reject_then_approve_delivers_the_reworked_code(
     assert values_of(state)["files"] == {"solution.py": DOCUMENTED_ADD}
     assert values_of(state)["iteration"] == 2
 
-    # 3. Approval delivers the reworked version into the context's out_dir.
+    # 3. Approval delivers the reworked version into the task's own folder.
     third = await stream_run(
         client, server, thread_id, command={"resume": {"approved": True, "comment": "ship it"}}
     )
@@ -271,16 +299,16 @@ async def test_reject_then_approve_delivers_the_reworked_code(
     report = values["report"]
     assert report["status"] == "delivered"
     assert report["files"] == ["solution.py"]
-    assert report["destination"] == str(server.out_dir)
+    assert report["destination"] == str(server.delivered(thread_id))
     assert report["approval"] == {"approved": True, "comment": "ship it"}
     assert report["iterations"] == 2
 
-    delivered = server.out_dir / "solution.py"
+    delivered = server.delivered(thread_id) / "solution.py"
     assert delivered.read_text() == DOCUMENTED_ADD
-    assert json.loads((server.out_dir / "REPORT.json").read_text()) == report
-    # The env reached the server: the test-run log is under STRATEGOS_DATA_DIR.
-    run_log = server.data_dir / "tasks" / thread_id / "test_runs.jsonl"
-    assert len(run_log.read_text().splitlines()) == 2
+    assert json.loads((server.delivered(thread_id) / "REPORT.json").read_text()) == report
+    # The ledger is the record: two sandboxed test runs, one question per version, answered
+    # once each by the (anonymous, local) human, and one delivery.
+    await assert_ledgered(server, thread_id, answers=["ApprovalRejected", "ApprovalGiven"])
 
     history = await client.threads.get_history(thread_id, limit=100)
     assert len(history) >= 10
@@ -310,4 +338,7 @@ async def test_graph_and_schemas_are_served(client: LangGraphClient) -> None:
     context_schema = schemas["context_schema"]
     assert context_schema is not None
     assert context_schema["properties"]["approve"]["enum"] == ["ask", "auto", "deny"]
-    assert "out_dir" in context_schema["properties"]
+    assert "delivery_path" in context_schema["properties"]
+    # Who the run acts for and where it writes are the server's to decide, never the caller's.
+    hidden = {"tenant", "out_dir", "run_log", "model", "sandbox", "memory", "gateway"}
+    assert not hidden & set(context_schema["properties"]), context_schema["properties"]

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from rich.console import Console
@@ -23,10 +24,15 @@ from eval.checking import run_hidden_tests
 from eval.datasets import CodingTask, load_dataset
 from graphs.context import TeamContext
 from graphs.team import compile_team
+from nodes.candidates import extract_code
 from nodes.coder import MAIN_FILE, CodeEdit
+from nodes.prompting import PIPELINE_PROMPTS
 from nodes.prompts import load_prompt
-from service.models import StructuredOutputError, chat_model, structured_call
+from service import deps
+from service.models import StructuredOutputError, chat_model, structured_call, text_of, usage_of
 from service.settings import Settings
+from service.tasks import recursion_limit
+from service.team_deps import compile_team as compile_selection_team
 from tools.builtin import default_registry
 from tools.gateway import ToolGateway
 from tools.ledger import open_ledger
@@ -42,7 +48,10 @@ def _goal(task: CodingTask) -> str:
 
 async def _team(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
     graph = compile_team(InMemorySaver())
-    config: RunnableConfig = {"configurable": {"thread_id": task.task_id}, "recursion_limit": 200}
+    config: RunnableConfig = {
+        "configurable": {"thread_id": task.task_id},
+        "recursion_limit": recursion_limit(deps.limits(ctx).max_steps),
+    }
     state = await graph.ainvoke(
         {"goal": _goal(task), "entry_point": task.entry_point},
         config,
@@ -62,11 +71,63 @@ async def _team(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
 async def _single_shot(task: CodingTask, ctx: TeamContext, retries: int) -> dict[str, Any]:
     request = f"Goal:\n{_goal(task)}\n\nThe function to implement is `{task.entry_point}`."
     edit, usage = await structured_call(
-        ctx.model, load_prompt("coder").text, request, CodeEdit, retries=retries
+        ctx.model,
+        load_prompt("coder", PIPELINE_PROMPTS["coder"]).text,
+        request,
+        CodeEdit,
+        retries=retries,
     )
     files = {item.path: item.content for item in edit.files}
     code = files.get(MAIN_FILE) or next(iter(files.values()))
     return {"code": code, "iterations": 1, "stop_reason": "", **usage}
+
+
+PLAIN_SYSTEM = "You are an expert Python programmer."
+MODES = ("team", "selection", "plain", "single-shot")
+"""`team`: the pipeline team; `selection`: the execution-first team; `plain`: one request for
+the code in a fenced block (the strongest plain baseline); `single-shot`: the coder's JSON
+prompt once."""
+
+
+async def _plain(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
+    """One greedy request asking for the code in a fenced block, as a person would ask."""
+    request = (
+        f"{_goal(task)}\n\nAnswer with the complete Python code of `{task.entry_point}` "
+        "(and any imports and helpers it needs) in one ```python code block."
+    )
+    reply = await ctx.model.ainvoke([SystemMessage(PLAIN_SYSTEM), HumanMessage(request)])
+    code = extract_code(text_of(reply), task.entry_point)
+    return {"code": code, "iterations": 1, "stop_reason": "", **usage_of(reply)}
+
+
+async def _selection(task: CodingTask, ctx: TeamContext, settings: Settings) -> dict[str, Any]:
+    graph = compile_selection_team(InMemorySaver(), settings)
+    config: RunnableConfig = {
+        "configurable": {"thread_id": task.task_id},
+        "recursion_limit": recursion_limit(deps.limits(ctx).max_steps),
+    }
+    state = await graph.ainvoke(
+        {"goal": _goal(task), "entry_point": task.entry_point}, config, context=ctx
+    )
+    best = state.get("best")
+    files = best["files"] if best else state.get("files", {})
+    usage = state.get("usage", {})
+    return {
+        "code": files.get(MAIN_FILE, ""),
+        "iterations": state.get("iteration", 0),
+        "stop_reason": state.get("stop_reason", ""),
+        **{k: usage.get(k, 0) for k in ("model_calls", "prompt_tokens", "completion_tokens")},
+    }
+
+
+async def _outcome(task: CodingTask, mode: str, ctx: TeamContext, settings: Settings) -> Any:
+    if mode == "team":
+        return await _team(task, ctx)
+    if mode == "selection":
+        return await _selection(task, ctx, settings)
+    if mode == "plain":
+        return await _plain(task, ctx)
+    return await _single_shot(task, ctx, settings.structured_retries)
 
 
 async def run_task(
@@ -84,16 +145,12 @@ async def run_task(
             approve="auto",
             use_memory=False,  # tasks are scored independently: no lessons between them
             out_dir=str(Path(tmp) / "out"),
-            run_log=str(Path(tmp) / "runs.jsonl"),
             model=model,
             sandbox=sandbox,
             gateway=gateway,
         )
         try:
-            if mode == "team":
-                outcome = await _team(task, ctx)
-            else:
-                outcome = await _single_shot(task, ctx, settings.structured_retries)
+            outcome = await _outcome(task, mode, ctx, settings)
             error = ""
         except StructuredOutputError as exc:
             outcome = {"code": "", "iterations": 0, "stop_reason": str(exc), **exc.usage}
@@ -140,6 +197,7 @@ async def run_benchmark(
     *,
     limit: int | None = None,
     offset: int = 0,
+    stride: int = 1,
     console: Console | None = None,
     out: Path | None = None,
 ) -> dict[str, Any]:
@@ -149,7 +207,7 @@ async def run_benchmark(
     dataset) are kept and not run again: an interrupted run continues where it stopped.
     """
     console = console or Console()
-    chosen = load_dataset(dataset)[offset : offset + limit if limit else None]
+    chosen = load_dataset(dataset)[offset::stride][:limit]
     model = chat_model(settings)
     sandbox = LocalSandbox()
     scratch = tempfile.TemporaryDirectory(prefix="strategos-bench-ledger-")
@@ -220,7 +278,10 @@ def _results(
         "offset": offset,
         "limit": limit,
         "model": settings.model,
-        "prompts": {name: load_prompt(name).id for name in ("coder", "tester", "reviewer")},
+        "prompts": {
+            name: load_prompt(name, PIPELINE_PROMPTS[name]).id
+            for name in ("coder", "tester", "reviewer")
+        },
         "totals": [summarize(mine, mode) for mode in modes],
         "tasks": mine,
     }

@@ -7,15 +7,26 @@ whole channel, so unbounded lists would make checkpoints grow with every step.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
-from pydantic import BaseModel, Field
+from langgraph.managed import RemainingSteps
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 from typing_extensions import TypedDict
 
 MAX_KEPT_TEST_RUNS = 8
 MAX_KEPT_REVIEWS = 8
+MAX_GOAL_CHARS = 20_000
+"""Longest goal a task accepts: every prompt pins the goal, so it must fit the prompt budget."""
 
 
 class Usage(TypedDict):
@@ -78,9 +89,12 @@ class ApprovalDecision(TypedDict):
 
 
 class ApprovalResume(BaseModel):
-    """What `Command(resume=...)` must carry to answer the approval interrupt."""
+    """What `Command(resume=...)` must carry to answer the approval interrupt.
 
-    approved: bool
+    `approved` is a strict boolean: "yes" or 1 is a malformed answer, not a yes.
+    """
+
+    approved: StrictBool
     comment: str = Field(default="", max_length=4000)
 
 
@@ -174,10 +188,41 @@ def newer_digest(left: WorkingDigest | None, right: WorkingDigest | None) -> Wor
 
 
 class TeamInput(TypedDict):
-    """What a caller provides to start a task."""
+    """What a caller provides to start a task: the graph's input schema.
 
-    goal: str
+    The constraints are part of the served schema, but LangGraph does not enforce an input
+    schema, so the supervisor checks every run with `validate_input` before any work is spent.
+    """
+
+    goal: Annotated[str, StringConstraints(min_length=1, max_length=MAX_GOAL_CHARS, pattern=r"\S")]
+    """What to build: a non-blank string."""
     entry_point: NotRequired[str]
+    """Name of the function to write, when the caller knows it."""
+
+
+_TEAM_INPUT = TypeAdapter(TeamInput)
+
+
+class InvalidTaskInputError(ValueError):
+    """The run's input is not a task: no goal, or a goal that is not a non-empty string."""
+
+
+def validate_input(state: Mapping[str, Any]) -> None:
+    """Raise `InvalidTaskInputError` (one readable line) unless `state` holds a valid task input.
+
+    Without this, a missing or mistyped goal surfaces as a `KeyError` or `TypeError` deep in a
+    worker, and an empty one runs the whole team on nothing.
+    """
+    given = {key: state[key] for key in TeamInput.__annotations__ if key in state}
+    try:
+        _TEAM_INPUT.validate_python(given, strict=True)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'input'}: "
+            + ("must not be blank" if error["type"] == "string_pattern_mismatch" else error["msg"])
+            for error in exc.errors()
+        )
+        raise InvalidTaskInputError(f"invalid task input: {problems}") from None
 
 
 class TeamState(TypedDict):
@@ -212,8 +257,15 @@ class TeamState(TypedDict):
     feedback: NotRequired[str]
     """What the coder should fix next (test failures, review, or a human comment)."""
     approval: NotRequired[ApprovalDecision | None]
+    """The team's reading of the human's answer, for routing. Delivery never trusts it: the
+    deliver step asks the gateway, which holds the answer the human gave in its ledger."""
+    destination: NotRequired[str]
+    """Where the delivery goes, fixed when the team asks for approval (what the human saw)."""
     next: NotRequired[str]
     """The supervisor's latest routing decision."""
     stop_reason: NotRequired[str]
     delivered: NotRequired[list[str]]
     report: NotRequired[dict[str, object]]
+    remaining_steps: NotRequired[RemainingSteps]
+    """Super-steps LangGraph still allows this run (managed, never stored): the supervisor
+    stops the team while it can still deliver, before the recursion limit aborts the run."""

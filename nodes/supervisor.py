@@ -15,7 +15,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, Field
 
 from graphs.context import TeamContext
-from graphs.state import TeamState, TestRun, Usage
+from graphs.state import TeamState, TestRun, Usage, validate_input
 from graphs.state import run_score as score
 from nodes.prompting import Section, build_prompt, fold_history, goal_section
 from service import deps
@@ -50,8 +50,14 @@ def stagnated(runs: list[TestRun], iteration: int) -> bool:
     return iteration >= 2 and len(runs) >= 2 and score(runs[-1]) <= score(runs[-2])
 
 
+RECURSION_RESERVE = 4
+"""Super-steps kept for finishing: the guard stops the team while the run can still reach
+`deliver` (one step away; two more between guarded visits, plus slack), so a caller's
+recursion limit below the step limit ends in a report, not a `GraphRecursionError`."""
+
+
 def guard(state: TeamState, ctx: TeamContext) -> str:
-    """Why the task must stop now (step limit, token budget), or an empty string."""
+    """Why the task must stop now (step limit, token budget, run limit), or an empty string."""
     limits = deps.limits(ctx)
     usage = state.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0}
     tokens = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -59,6 +65,9 @@ def guard(state: TeamState, ctx: TeamContext) -> str:
         return f"step limit reached ({limits.max_steps} steps)"
     if tokens >= limits.token_budget:
         return f"token budget spent ({tokens} of {limits.token_budget} tokens)"
+    remaining = state.get("remaining_steps")
+    if remaining is not None and remaining <= RECURSION_RESERVE:
+        return "the run's recursion limit is nearly spent (raise it, or lower max_steps)"
     return ""
 
 
@@ -207,6 +216,14 @@ def _after_approval(state: TeamState, ctx: TeamContext) -> Command[Worker]:
     return _to("coder", "delivery rejected; addressing the comment", feedback=f"- {comment}")
 
 
+def _without_files(state: TeamState, ctx: TeamContext) -> Command[Worker]:
+    """No code yet: the coder tries again, unless every attempt it had gave no valid output."""
+    max_iterations = deps.limits(ctx).max_iterations
+    if state["iteration"] >= max_iterations:
+        return _finish(ctx, f"no valid model output after {state['iteration']} attempts")
+    return _to("coder")
+
+
 def _with_update(command: Command[Worker], extra: dict[str, Any]) -> Command[Worker]:
     """`command` carrying `extra` too (messages are concatenated, not replaced)."""
     if not extra:
@@ -223,7 +240,8 @@ async def supervisor(state: TeamState, runtime: Runtime[TeamContext]) -> Command
     Folding here (the supervisor sees every step) keeps the state's history bounded for every
     agent; routing then reads the folded state, as the next worker will.
     """
-    ctx = deps.context_of(runtime.context)
+    validate_input(state)  # the first node: a bad input fails here, before any model call
+    ctx = deps.run_context(runtime.context)
     folded = await fold_history(state, ctx)
     if folded:
         removed = {m.id for m in folded["messages"]}
@@ -235,7 +253,7 @@ async def supervisor(state: TeamState, runtime: Runtime[TeamContext]) -> Command
     elif reason := guard(state, ctx):
         command = _finish(ctx, reason)
     elif not state.get("files"):
-        command = _to("coder")
+        command = _without_files(state, ctx)
     elif last == "coder":
         command = _to("tester")
     elif last == "tester":
@@ -244,5 +262,10 @@ async def supervisor(state: TeamState, runtime: Runtime[TeamContext]) -> Command
         command = _after_review(state, ctx)
     else:
         command = _to("tester")
+    if command.goto in ("approval", "deliver") and not state.get("destination"):
+        # Fixed now, so the human approves the folder the files will go to, whatever context
+        # a later resume brings.
+        destination = deps.out_dir(ctx, deps.current_thread_id())
+        folded = {**folded, "destination": str(destination)}
     runtime.stream_writer({"role": "supervisor", "event": "route", "next": command.goto})
     return _with_update(command, folded)

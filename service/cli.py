@@ -3,168 +3,115 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from langgraph.types import Command, StreamMode
-from rich.console import Console
-from rich.prompt import Confirm, Prompt
-from rich.table import Table
+from pydantic import ValidationError
 
-from graphs.team import compile_team
-from service import deps, tasks
-from service.live import LiveView
-from service.models import chat_model
-from service.persistence import checkpointer
-from service.settings import Settings, get_settings
+from service import tasks
+from service.cli_dlq import DEFAULT_PORT, dlq
+from service.cli_input import check_out_dir, read_goal
+from service.cli_output import console, err, fail, flags, quiet_libraries, unexpected
+from service.cli_run import answer_task, resume_task, run_async, show_task, start_task
+from service.cli_tracing import check_tracing
+from service.exit_codes import ExitCode
+from service.settings import get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+class Strategos(typer.Typer):
+    """The app, with every error turned into one line and an `ExitCode`.
+
+    Typer would print usage errors in a box and other exceptions as a (long) traceback; a user
+    needs what went wrong, and `--debug` brings the traceback back.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line and exit with its status; errors print as one line."""
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().__call__(*args, **kwargs)
+        except typer.TyperException as exc:  # Typer's (vendored) click errors
+            code = _usage_error(exc)
+        except typer.Abort:
+            code = ExitCode.INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, status 1
+            code = unexpected(exc).exit_code
+        sys.exit(int(code) if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """A usage error as one line; a bare `strategos` has printed its help already."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return ExitCode.USAGE
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    status = ExitCode.USAGE if exc.exit_code == ExitCode.USAGE else ExitCode.ERROR
+    return fail(exc.format_message() + where, status).exit_code
+
+
+app = Strategos(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(dlq, name="dlq")
 
 
 @app.callback()
-def _main() -> None:
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error, not one line.")
+    ] = False,
+) -> None:
     """Turn SIGTERM into a normal exit, so the local model server is stopped with us."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    flags.debug = debug
+    quiet_libraries(debug)
+    signal.signal(signal.SIGTERM, _terminate)
 
 
-console = Console()
-err = Console(stderr=True)
+SIGTERM_GRACE_S = 10.0
+"""How long a SIGTERMed command may take to unwind before it exits regardless."""
 
-STREAM_MODES: list[StreamMode] = ["updates", "custom"]
-EXIT_PAUSED = 10
-"""Exit status when a task waits for a human approval (no terminal to ask on)."""
+
+def _terminate(_signum: int, _frame: object) -> None:
+    """Unwind normally (the task is checkpointed, the model server stopped), but surely.
+
+    The exception can land while a thread holds a lock the unwinding needs (a progress bar's
+    refresh thread, a library's pool), and a command that hangs on SIGTERM keeps gigabytes of
+    model server alive. So a timer ends the process after a grace period; the model server and
+    other tied children die with it (`service.children`).
+    """
+    timer = threading.Timer(SIGTERM_GRACE_S, os._exit, args=(128 + signal.SIGTERM,))
+    timer.daemon = True
+    timer.start()
+    sys.exit(128 + signal.SIGTERM)
+
 
 ApproveOpt = Annotated[
     str, typer.Option("--approve", help="Sensitive steps: ask (default), auto or deny.")
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
-    return typer.Exit(code=1)
-
-
 def _approve_mode(value: str) -> Literal["ask", "auto", "deny"]:
     if value not in ("ask", "auto", "deny"):
-        raise _fail(f"--approve must be ask, auto or deny, not {value!r}")
+        raise fail(f"--approve must be ask, auto or deny, not {value!r}", ExitCode.USAGE)
     return value  # type: ignore[return-value]
 
 
-async def _drive(
-    settings: Settings, record: tasks.TaskRecord, payload: Any, *, interactive: bool
-) -> int:
-    """Stream the task until it ends or pauses; handle approvals on a terminal."""
-    ctx = record.context(settings)
-    ctx.model = chat_model(settings)
-    config = record.config()
-    started = time.monotonic()
-    async with checkpointer(settings) as saver:
-        graph = compile_team(saver)
-        snapshot = await graph.aget_state(config)
-        values = snapshot.values or {}
-        usage = values.get("usage") or {}
-        view = LiveView(
-            console,
-            steps=int(values.get("steps", 0)),
-            tokens=int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
-        )
-        while True:
-            with view:
-                async for mode, chunk in graph.astream(
-                    payload,
-                    config,
-                    context=ctx,
-                    stream_mode=["updates", "custom"],
-                ):
-                    view.handle(mode, chunk)
-            snapshot = await graph.aget_state(config)
-            if not snapshot.interrupts:
-                break
-            request = snapshot.interrupts[0].value
-            _show_request(request)
-            if not interactive:
-                _print_paused(record.task_id)
-                return EXIT_PAUSED
-            approved = Confirm.ask("Approve this delivery?", console=console)
-            comment = "" if approved else Prompt.ask("What should change?", console=console)
-            payload = Command(resume={"approved": approved, "comment": comment})
-    _print_report(snapshot.values.get("report") or {}, time.monotonic() - started, record)
-    return 0
-
-
-def _show_request(request: Any) -> None:
-    if not isinstance(request, dict):
-        console.print(f"[red]approval needed:[/] {request}")
-        return
-    console.rule("[bold red]approval needed")
-    if request.get("kind") == "tool_approval":
-        # A tool call the gateway's policy holds for a human (nodes.approval.interrupt_approver).
-        console.print(f"tool: {request.get('tool')} {request.get('version')}")
-        console.print(f"arguments: {json.dumps(request.get('args'), indent=2)[:2000]}")
-        console.print(f"why: {request.get('reason')}")
-        return
-    console.print(f"action: {request.get('action')} → {request.get('destination')}")
-    console.print(f"files: {', '.join(request.get('files', []))}")
-    console.print(f"tests: {request.get('tests')}")
-    console.print(f"why now: {request.get('summary')}")
-
-
-def _print_paused(task_id: str) -> None:
-    console.print(f"\n[bold]Task {task_id} is paused, waiting for approval.[/]")
-    console.print(f"  approve: strategos approve {task_id}")
-    console.print(f"  reject:  strategos approve {task_id} --reject --comment 'what to change'")
-
-
-def _print_report(report: dict[str, Any], wall_s: float, record: tasks.TaskRecord) -> None:
-    table = Table(title=f"task {record.task_id}: {report.get('status', 'unknown')}", box=None)
-    table.add_column("", style="bold")
-    table.add_column("")
-    tests = report.get("tests", {})
-    rows = {
-        "files delivered": ", ".join(report.get("files", [])) or "none",
-        "destination": report.get("destination") or "-",
-        "goal examples": f"{tests.get('spec_passed', 0)}/{tests.get('spec_total', 0)} passed",
-        "team tests": f"{tests.get('team_passed', 0)}/{tests.get('team_total', 0)} passed",
-        "iterations": str(report.get("iterations", 0)),
-        "steps": str(report.get("steps", 0)),
-        "model calls": str(report.get("model_calls", 0)),
-        "tokens (prompt + completion)": (
-            f"{report.get('prompt_tokens', 0)} + {report.get('completion_tokens', 0)}"
-        ),
-        "wall time (this run)": f"{wall_s:.1f} s",
-    }
-    if report.get("stop_reason"):
-        rows["stopped because"] = str(report["stop_reason"])
-    for key, value in rows.items():
-        table.add_row(key, value)
-    console.print(table)
-
-
-async def _closing(coro: Any) -> Any:
-    try:
-        return await coro
-    finally:
-        await deps.aclose()
-
-
-def _run_async(coro: Any) -> int:
-    try:
-        return int(asyncio.run(_closing(coro)))
-    except tasks.TaskNotFoundError as exc:
-        raise _fail(str(exc)) from exc
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted; continue with `strategos resume TASK_ID`[/]")
-        return 130
+def _interactive(record: tasks.TaskRecord) -> bool:
+    return record.approve == "ask" and sys.stdin.isatty()
 
 
 @app.command()
 def run(
-    goal: Annotated[str, typer.Argument(help="The programming goal, in words.")],
+    goal: Annotated[
+        str | None, typer.Argument(help="The programming goal, in words ('-' reads it from stdin).")
+    ] = None,
+    goal_file: Annotated[
+        Path | None,
+        typer.Option("--goal-file", help="Read the goal from a file ('-' for stdin)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where to deliver the files.")] = None,
     approve: ApproveOpt = "ask",
     entry_point: Annotated[str | None, typer.Option(help="Name of the function to write.")] = None,
@@ -172,61 +119,45 @@ def run(
     token_budget: Annotated[int | None, typer.Option(min=1, help="Token budget.")] = None,
     task_id: Annotated[str | None, typer.Option(help="Choose the task id.")] = None,
 ) -> None:
-    """Start a task and stream the team's work until it is delivered or needs approval."""
+    """Start a task and stream the team's work until it is delivered or needs approval.
+
+    Everything is checked before the first model call: the goal, the options and that `--out`
+    can be written. A task id is bound to its goal: reusing it for another goal is refused.
+    """
     settings = get_settings()
-    if not goal.strip():
-        raise _fail("the goal is empty")
+    text = read_goal(goal, goal_file)
+    mode = _approve_mode(approve)
+    if entry_point is not None and not entry_point.isidentifier():
+        raise fail(f"--entry-point must be a Python name, not {entry_point!r}", ExitCode.USAGE)
     task = task_id or tasks.new_task_id()
+    delivery = check_out_dir(out) if out else (tasks.task_dir(settings, task) / "delivered")
+    delivery = delivery.resolve()
     try:
         record = tasks.TaskRecord(
             task_id=task,
-            goal=goal,
+            goal=text,
             entry_point=entry_point,
-            approve=_approve_mode(approve),
-            out_dir=str((out or tasks.task_dir(settings, task) / "delivered").resolve()),
+            approve=mode,
+            out_dir=str(delivery),
             max_steps=max_steps,
             token_budget=token_budget,
         )
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    tasks.save(settings, record)
-    console.print(f"[bold]task {record.task_id}[/]: {goal.strip().splitlines()[0][:100]}")
-    payload: dict[str, Any] = {"goal": goal}
-    if entry_point:
-        payload["entry_point"] = entry_point
-    interactive = record.approve == "ask" and sys.stdin.isatty()
-    raise typer.Exit(_run_async(_drive(settings, record, payload, interactive=interactive)))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise fail(problems, ExitCode.USAGE) from None
+    check_tracing()
+    code = run_async(start_task(settings, record, _interactive(record)), settings, task)
+    raise typer.Exit(code)
 
 
 @app.command()
 def resume(task_id: str) -> None:
     """Continue a task from its last checkpoint (after a crash or a kill)."""
     settings = get_settings()
-    record = _load(settings, task_id)
-    interactive = record.approve == "ask" and sys.stdin.isatty()
-    raise typer.Exit(_run_async(_resume(settings, record, interactive)))
-
-
-async def _resume(settings: Settings, record: tasks.TaskRecord, interactive: bool) -> int:
-    async with checkpointer(settings) as saver:
-        snapshot = await compile_team(saver).aget_state(record.config())
-    if not snapshot.values:
-        raise tasks.TaskNotFoundError(f"task {record.task_id} has no checkpoint to resume")
-    if snapshot.interrupts:
-        _show_request(snapshot.interrupts[0].value)
-        if not interactive:
-            _print_paused(record.task_id)
-            return EXIT_PAUSED
-        approved = Confirm.ask("Approve this delivery?", console=console)
-        comment = "" if approved else Prompt.ask("What should change?", console=console)
-        payload: Any = Command(resume={"approved": approved, "comment": comment})
-    elif not snapshot.next:
-        _print_report(snapshot.values.get("report") or {}, 0.0, record)
-        return 0
-    else:
-        console.print(f"resuming task {record.task_id} at {', '.join(snapshot.next)}")
-        payload = None
-    return await _drive(settings, record, payload, interactive=interactive)
+    record = _load(task_id)
+    check_tracing()
+    code = run_async(resume_task(settings, record, _interactive(record)), settings, task_id)
+    raise typer.Exit(code)
 
 
 @app.command("approve")
@@ -237,64 +168,25 @@ def approve_cmd(
 ) -> None:
     """Answer a paused task's approval request, then let the team continue."""
     settings = get_settings()
-    record = _load(settings, task_id)
-    raise typer.Exit(_run_async(_answer(settings, record, not reject, comment)))
-
-
-async def _answer(settings: Settings, record: tasks.TaskRecord, ok: bool, comment: str) -> int:
-    async with checkpointer(settings) as saver:
-        snapshot = await compile_team(saver).aget_state(record.config())
-    if not snapshot.interrupts:
-        raise _fail(f"task {record.task_id} is not waiting for approval")
-    payload: Command[Any] = Command(resume={"approved": ok, "comment": comment})
-    return await _drive(settings, record, payload, interactive=sys.stdin.isatty())
+    record = _load(task_id)
+    check_tracing()
+    code = run_async(answer_task(settings, record, not reject, comment), settings, task_id)
+    raise typer.Exit(code)
 
 
 @app.command()
 def show(task_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show a task's status, latest messages and report."""
     settings = get_settings()
-    record = _load(settings, task_id)
-    raise typer.Exit(_run_async(_show(settings, record, as_json)))
+    record = _load(task_id)
+    raise typer.Exit(run_async(show_task(settings, record, as_json), settings, task_id))
 
 
-async def _show(settings: Settings, record: tasks.TaskRecord, as_json: bool) -> int:
-    async with checkpointer(settings) as saver:
-        snapshot = await compile_team(saver).aget_state(record.config())
-    values = snapshot.values or {}
-    status = (
-        "waiting for approval"
-        if snapshot.interrupts
-        else "finished"
-        if values.get("report")
-        else "not started"
-        if not values
-        else f"interrupted before {', '.join(snapshot.next)}"
-    )
-    if as_json:
-        summary = {
-            "task_id": record.task_id,
-            "status": status,
-            "report": values.get("report"),
-            "iteration": values.get("iteration"),
-            "steps": values.get("steps"),
-            "usage": values.get("usage"),
-        }
-        console.print_json(json.dumps(summary))
-        return 0
-    console.print(f"[bold]task {record.task_id}[/] — {status}")
-    for message in values.get("messages", [])[-12:]:
-        console.print(f"  {message.content}", highlight=False)
-    if values.get("report"):
-        _print_report(values["report"], 0.0, record)
-    return 0
-
-
-def _load(settings: Settings, task_id: str) -> tasks.TaskRecord:
+def _load(task_id: str) -> tasks.TaskRecord:
     try:
-        return tasks.load(settings, task_id)
+        return tasks.load(get_settings(), task_id)
     except tasks.TaskNotFoundError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc), ExitCode.USAGE) from exc
 
 
 @app.command()
@@ -302,7 +194,10 @@ def bench(
     dataset: Annotated[str, typer.Option(help="'humaneval' or a JSONL file in its format.")],
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     offset: Annotated[int, typer.Option(min=0)] = 0,
-    mode: Annotated[list[str] | None, typer.Option(help="team and/or single-shot.")] = None,
+    stride: Annotated[int, typer.Option(min=1, help="Every K-th task from the offset.")] = 1,
+    mode: Annotated[
+        list[str] | None, typer.Option(help="team, selection, plain and/or single-shot.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path(
         "bench-results.json"
     ),
@@ -312,21 +207,29 @@ def bench(
     Results are written after every task; running the same command again continues an
     interrupted run instead of starting over.
     """
-    from eval.bench import run_benchmark
+    from eval.bench import MODES, run_benchmark
 
     modes = mode or ["team", "single-shot"]
     for item in modes:
-        if item not in ("team", "single-shot"):
-            raise _fail(f"--mode must be team or single-shot, not {item!r}")
+        if item not in MODES:
+            raise fail(f"--mode must be one of {', '.join(MODES)}, not {item!r}", ExitCode.USAGE)
     settings = get_settings()
+    check_tracing()
     try:
         asyncio.run(
             run_benchmark(
-                settings, dataset, modes, limit=limit, offset=offset, console=console, out=out
+                settings,
+                dataset,
+                modes,
+                limit=limit,
+                offset=offset,
+                stride=stride,
+                console=console,
+                out=out,
             )
         )
     except (ValueError, OSError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(f"results written to {out}")
 
 
@@ -341,7 +244,7 @@ def prepare() -> None:
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 2026,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = DEFAULT_PORT,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     config: Annotated[
         Path | None, typer.Option(help="langgraph.json to serve (default: ./ or the repo's).")
@@ -359,119 +262,8 @@ def serve(
     try:
         code = serve_aegra(host, port, config, get_settings())
     except (FileNotFoundError, ValueError, OSError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     raise typer.Exit(code)
-
-
-# ---------------------------------------------------------------- dead-letter queue
-
-dlq = typer.Typer(no_args_is_help=True, help="Failed runs of the task API: list, replay, resolve.")
-app.add_typer(dlq, name="dlq")
-
-ApiUrlOpt = Annotated[
-    str,
-    typer.Option(
-        "--url", envvar="STRATEGOS_API_URL", help="Base URL of the task API (the server)."
-    ),
-]
-ApiKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key", envvar="STRATEGOS_API_KEY", help="Tenant API key.", show_default=False
-    ),
-]
-DEFAULT_API_URL = "http://127.0.0.1:2024"
-
-
-def _api(method: str, url: str, api_key: str | None, path: str, body: Any = None) -> Any:
-    """Call the task API; its `{"error": {code, message}}` becomes a one-line CLI error."""
-    import httpx
-
-    headers = {"x-api-key": api_key} if api_key else {}
-    try:
-        response = httpx.request(
-            method, url.rstrip("/") + path, json=body, headers=headers, timeout=60.0
-        )
-    except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach the task API at {url}: {exc}") from exc
-    if response.is_success:
-        return response.json()
-    try:
-        detail = response.json()["error"]
-        message = f"{detail['message']} ({detail['code']}, HTTP {response.status_code})"
-    except (ValueError, KeyError, TypeError):
-        message = f"HTTP {response.status_code}: {response.text[:200]}"
-    raise _fail(message)
-
-
-@dlq.command("list")
-def dlq_list(
-    url: ApiUrlOpt = DEFAULT_API_URL,
-    api_key: ApiKeyOpt = None,
-    status: Annotated[
-        str | None, typer.Option(help="open, replayed or resolved (default: all).")
-    ] = "open",
-    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON page.")] = False,
-) -> None:
-    """List dead letters (open ones by default; `--status ''` for all)."""
-    query = f"?limit={limit}&offset={offset}" + (f"&status={status}" if status else "")
-    page = _api("GET", url, api_key, "/v1/dead-letters" + query)
-    if as_json:
-        console.print_json(json.dumps(page))
-        return
-    table = Table()
-    for name in ("id", "task", "status", "attempts"):
-        table.add_column(name, no_wrap=True, min_width=len(name))  # ids are to be copied whole
-    for name in ("error", "created", "note"):
-        table.add_column(name)
-    for letter in page["dead_letters"]:
-        table.add_row(
-            letter["id"],
-            letter["task_id"],
-            letter["status"],
-            str(letter["attempts"]),
-            letter["error"].splitlines()[0][:60] if letter["error"] else "",
-            letter["created_at"][:19],
-            letter.get("note") or "",
-        )
-    console.print(table)
-    if page.get("next_offset") is not None:
-        console.print(f"more: --offset {page['next_offset']}")
-
-
-@dlq.command("replay")
-def dlq_replay(
-    letter_id: Annotated[str, typer.Argument(help="The dead letter's id.")],
-    url: ApiUrlOpt = DEFAULT_API_URL,
-    api_key: ApiKeyOpt = None,
-    input_json: Annotated[
-        str | None,
-        typer.Option("--input", help='Edited task input as JSON, e.g. \'{"goal": "..."}\'.'),
-    ] = None,
-) -> None:
-    """Resume the failed task from its last checkpoint, optionally with edited input."""
-    body: dict[str, Any] = {}
-    if input_json is not None:
-        try:
-            body["input"] = json.loads(input_json)
-        except json.JSONDecodeError as exc:
-            raise _fail(f"--input is not valid JSON: {exc}") from exc
-    result = _api("POST", url, api_key, f"/v1/dead-letters/{letter_id}/replay", body)
-    console.print(f"replayed {result['dead_letter']['id']}: run {result['run_id']}")
-
-
-@dlq.command("resolve")
-def dlq_resolve(
-    letter_id: Annotated[str, typer.Argument(help="The dead letter's id.")],
-    url: ApiUrlOpt = DEFAULT_API_URL,
-    api_key: ApiKeyOpt = None,
-    note: Annotated[str, typer.Option(help="Why no replay is needed.")] = "",
-) -> None:
-    """Close a dead letter without replaying it."""
-    letter = _api("POST", url, api_key, f"/v1/dead-letters/{letter_id}/resolve", {"note": note})
-    console.print(f"resolved {letter['id']}")
 
 
 if __name__ == "__main__":

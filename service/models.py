@@ -254,7 +254,9 @@ def chat_model(settings: Settings) -> BaseChatModel:
     if settings.scripted_model is not None:
         from service.scripted import ScriptedChatModel
 
-        return ScriptedChatModel.from_file(settings.scripted_model)
+        scripted = ScriptedChatModel.from_file(settings.scripted_model)
+        scripted.max_tokens = settings.max_completion_tokens
+        return scripted
     if settings.openai_base_url:
         base_url = settings.openai_base_url
         api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"

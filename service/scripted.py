@@ -26,6 +26,8 @@ class ScriptRule(BaseModel):
     role: str
     when: list[str] = Field(default_factory=list)
     unless: list[str] = Field(default_factory=list)
+    seed: int | None = None
+    """Only for calls sampled with this seed (candidates of one batch differ by seed)."""
     reply: dict[str, Any] | str
 
 
@@ -58,6 +60,8 @@ class ScriptedChatModel(BaseChatModel):
     record: bool = False
     """Keep every call's message texts in `recorded` (tests and benchmarks measure prompts)."""
     recorded: list[list[str]] = Field(default_factory=list)
+    max_tokens: int = 1024
+    """Completion limit, as a server has: a longer reply is cut here and billed at the limit."""
 
     @classmethod
     def from_file(cls, path: Path) -> ScriptedChatModel:
@@ -68,24 +72,26 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "strategos-scripted"
 
-    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+    def _reply(self, messages: list[BaseMessage], seed: int | None = None) -> AIMessage:
         role = role_of(messages)
         texts = [m.content if isinstance(m.content, str) else "" for m in messages]
         if self.record:
             self.recorded.append(texts)
         prompt = "\n".join(texts)
         for rule in self.script.rules:
-            if rule.role != role:
+            if rule.role != role or (rule.seed is not None and rule.seed != seed):
                 continue
             if all(w in prompt for w in rule.when) and not any(u in prompt for u in rule.unless):
                 text = rule.reply if isinstance(rule.reply, str) else json.dumps(rule.reply)
+                text = text[: self.max_tokens * 4]  # ~4 characters a token, like the counts
                 self.calls += 1
+                prompt_tokens, completion_tokens = max(1, len(prompt) // 4), max(1, len(text) // 4)
                 return AIMessage(
                     content=text,
                     usage_metadata={
-                        "input_tokens": max(1, len(prompt) // 4),
-                        "output_tokens": max(1, len(text) // 4),
-                        "total_tokens": max(1, len(prompt) // 4) + max(1, len(text) // 4),
+                        "input_tokens": prompt_tokens,
+                        "output_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
                     },
                 )
         raise ScriptMismatchError(f"no scripted reply for role {role!r}; prompt:\n{prompt[-1500:]}")
@@ -99,7 +105,8 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.script.latency_s:
             time.sleep(self.script.latency_s)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+        reply = self._reply(messages, kwargs.get("seed"))
+        return ChatResult(generations=[ChatGeneration(message=reply)])
 
     async def _agenerate(
         self,
@@ -110,4 +117,5 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.script.latency_s:
             await asyncio.sleep(self.script.latency_s)
-        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
+        reply = self._reply(messages, kwargs.get("seed"))
+        return ChatResult(generations=[ChatGeneration(message=reply)])

@@ -39,7 +39,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "STRATEGOS_BASE_URL")
     )
     openai_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "STRATEGOS_API_KEY")
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "STRATEGOS_MODEL_API_KEY"),
+        description="The model endpoint's key. Never `STRATEGOS_API_KEY`: that is a tenant's "
+        "key for the task API, and must not be sent to the model provider.",
     )
     model: str = Field(default="qwen2.5-coder-1.5b-instruct", description="Model name to request.")
     scripted_model: Path | None = Field(
@@ -70,11 +73,38 @@ class Settings(BaseSettings):
 
     llama_threads: int = 2
     llama_context: int = 8192
+    llama_parallel: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="Sequences the local server decodes at once (the team samples candidates "
+        "in parallel; slots share the cached prompt prefix).",
+    )
     llama_start_timeout_s: float = 180.0
 
     max_steps: int = Field(default=24, ge=1, description="Graph node visits before stopping.")
     max_iterations: int = Field(default=4, ge=1, description="Coder attempts before delivering.")
     token_budget: int = Field(default=60_000, ge=1, description="Tokens per task (in + out).")
+    samples: int = Field(
+        default=4, ge=0, le=7, description="Sampled candidates per round besides the greedy one."
+    )
+    sample_temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    max_steps_cap: int = Field(
+        default=200, ge=1, description="Largest max_steps a served request may ask for."
+    )
+    max_iterations_cap: int = Field(
+        default=20, ge=1, description="Largest max_iterations a served request may ask for."
+    )
+    token_budget_cap: int = Field(
+        default=500_000, ge=1, description="Largest token_budget a served request may ask for."
+    )
+    auto_approve: list[str] = Field(
+        default_factory=list,
+        description="Who may have side effects approved without a human, as JSON: "
+        '["tenant", "tenant:tool", "*:tool", "*"]. Everything else needs a human with an '
+        "approving key. In-process callers (the CLI) choose for themselves: they are the "
+        "local user.",
+    )
     structured_retries: int = Field(default=2, ge=0, le=5)
     prompt_token_budget: int = Field(
         default=5120,
@@ -120,6 +150,11 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = Field(
         default=None,
         description="Seed API keys as 'tenant:key,tenant2:key2' (stored hashed at startup).",
+    )
+    agent_api_keys: SecretStr | None = Field(
+        default=None,
+        description="Seed keys of agents and automation, as 'tenant:key,…': they submit and "
+        "watch tasks but cannot approve a delivery.",
     )
     require_api_key: bool = Field(
         default=False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -13,9 +12,15 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, field_validator
 
 from graphs.context import TeamContext
-from service.settings import Settings, get_settings
+from graphs.state import MAX_GOAL_CHARS
+from service.settings import Settings
 
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+RECURSION_MARGIN = 10
+"""Super-steps beyond two per agent step (the supervisor's turn and the worker's): the first
+supervisor turn, the approval detour and delivery, with room to spare, so the supervisor's step
+guard always stops the team before LangGraph's recursion limit would."""
 
 
 class TaskNotFoundError(LookupError):
@@ -26,7 +31,7 @@ class TaskRecord(BaseModel):
     """The options a task was started with (the state itself lives in the checkpointer)."""
 
     task_id: str
-    goal: str = Field(min_length=1, max_length=20_000)
+    goal: str = Field(min_length=1, max_length=MAX_GOAL_CHARS)
     entry_point: str | None = None
     approve: Literal["ask", "auto", "deny"] = "ask"
     out_dir: str
@@ -48,12 +53,23 @@ class TaskRecord(BaseModel):
             out_dir=self.out_dir,
             max_steps=self.max_steps,
             token_budget=self.token_budget,
-            run_log=str(task_dir(settings, self.task_id) / "test_runs.jsonl"),
         )
 
-    def config(self) -> RunnableConfig:
-        """LangGraph config: the task id is the thread id."""
-        return {"configurable": {"thread_id": self.task_id}, "recursion_limit": 200}
+    def config(self, settings: Settings) -> RunnableConfig:
+        """LangGraph config: the task id is the thread id; the recursion limit fits the steps."""
+        return {
+            "configurable": {"thread_id": self.task_id},
+            "recursion_limit": recursion_limit(self.max_steps or settings.max_steps),
+        }
+
+
+def recursion_limit(max_steps: int) -> int:
+    """LangGraph's recursion limit for a run allowed `max_steps` agent steps.
+
+    A fixed limit either cuts long tasks off with a `GraphRecursionError` (no report) or stops
+    nothing; following the step limit keeps the step guard, which reports, the one that fires.
+    """
+    return 2 * max_steps + RECURSION_MARGIN
 
 
 def new_task_id() -> str:
@@ -75,6 +91,12 @@ def save(settings: Settings, record: TaskRecord) -> None:
     tmp.replace(folder / "task.json")
 
 
+def find(settings: Settings, task_id: str) -> TaskRecord | None:
+    """The record of a (valid) task id, or None when there is none yet."""
+    path = task_dir(settings, task_id) / "task.json"
+    return TaskRecord.model_validate_json(path.read_text()) if path.exists() else None
+
+
 def load(settings: Settings, task_id: str) -> TaskRecord:
     """Read a record, with a clear error when the id is unknown."""
     if not _TASK_ID.fullmatch(task_id):
@@ -83,12 +105,3 @@ def load(settings: Settings, task_id: str) -> TaskRecord:
     if not path.exists():
         raise TaskNotFoundError(f"no task {task_id!r} under {settings.tasks_dir()}")
     return TaskRecord.model_validate_json(path.read_text())
-
-
-def log_test_run(run_log: str | None, task_id: str, entry: dict[str, object]) -> None:
-    """Append one executed sandbox test run to the task's JSONL log (for people and audits)."""
-    settings = get_settings()
-    path = Path(run_log) if run_log else task_dir(settings, task_id) / "test_runs.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(entry) + "\n")

@@ -167,7 +167,6 @@ async def run_long_task(
         model=model,
         approve="auto",
         out_dir=str(folder / "out"),
-        run_log=str(folder / "runs.jsonl"),
         max_iterations=iterations,
         max_steps=20 * iterations,
         token_budget=10**8,

@@ -36,7 +36,6 @@ async def run_team(
     ctx = TeamContext(
         model=model,
         out_dir=str(tmp_path / "out"),
-        run_log=str(tmp_path / "runs.jsonl"),
         **ctx_options,
     )
     config: dict[str, Any] = {"configurable": {"thread_id": "t"}, "recursion_limit": 200}
@@ -54,6 +53,12 @@ async def gateway_in(folder: Path) -> ToolGateway:
     folder.mkdir(parents=True, exist_ok=True)
     ledger = await open_ledger(str(folder / "ledger.sqlite"))
     return ToolGateway(default_registry(), ledger, sandbox=LocalSandbox())
+
+
+async def executed_test_runs(gateway: ToolGateway, thread_id: str) -> int:
+    """Sandboxed test runs that really ran (a replay from the ledger schedules nothing)."""
+    scheduled = await gateway.ledger.events(thread_id, 0, 10_000, kinds=["ActivityScheduled"])
+    return sum(1 for event in scheduled if event.data.get("tool") == "run_tests")
 
 
 async def resume(graph_ctx: Any, config: dict[str, Any], answer: dict[str, Any]) -> None:
@@ -232,7 +237,7 @@ async def test_a_coder_that_cannot_produce_valid_output_does_not_crash_the_task(
         {"role": "tester", "reply": cases_reply(("add(1, 1)", 2))},
         {"role": "supervisor", "reply": {"next": "coder", "reason": "try again"}},
     ]
-    (graph, _), config, events = await run_team(
+    (graph, ctx), config, events = await run_team(
         rules, ADD_GOAL, tmp_path, approve="auto", max_iterations=3
     )
     state = (await graph.aget_state(config)).values
@@ -242,7 +247,7 @@ async def test_a_coder_that_cannot_produce_valid_output_does_not_crash_the_task(
     # plus two repairs with the validation error): every call is counted.
     assert state["usage"]["model_calls"] == 1 + 1 + 2 * 3
     # The unchanged code was tested once; its result was reused, not re-run.
-    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 1
+    assert await executed_test_runs(ctx.gateway, "t") == 1
     assert (tmp_path / "out" / "solution.py").read_text() == WRONG_ADD
 
 
@@ -276,7 +281,6 @@ async def test_a_lesson_from_a_failed_task_makes_a_similar_task_cheaper(tmp_path
     ctx2 = TeamContext(
         model=scripted(rules),
         out_dir=str(second_dir),
-        run_log=str(tmp_path / "r2.jsonl"),
         approve="auto",
         memory=memory,
         gateway=await gateway_in(second_dir),
@@ -287,3 +291,42 @@ async def test_a_lesson_from_a_failed_task_makes_a_similar_task_cheaper(tmp_path
     assert second["iteration"] == 1
     assert second["usage"]["model_calls"] < first["usage"]["model_calls"]
     assert (second_dir / "solution.py").read_text() == fixed
+
+
+async def test_a_model_that_never_answers_validly_stops_at_the_iteration_limit(
+    tmp_path: Path,
+) -> None:
+    """Invalid answers are attempts: the task stops after `max_iterations`, saying why."""
+    rules = [{"role": "coder", "reply": "this is not JSON at all"}]
+    (graph, _), config, _ = await run_team(
+        rules, ADD_GOAL, tmp_path, approve="auto", max_iterations=4, max_steps=60
+    )
+    state = (await graph.aget_state(config)).values
+    report = state["report"]
+    assert report["stop_reason"] == "no valid model output after 4 attempts"
+    assert report["status"] == "not_delivered"
+    # Each attempt is one call plus the structured-output repairs (2 by default).
+    assert report["model_calls"] == 4 * 3
+    assert report["steps"] < 20
+
+
+async def test_a_huge_reply_is_billed_at_the_completion_limit_not_its_length(
+    tmp_path: Path,
+) -> None:
+    """Like a server, the model stops at `max_tokens`; accounting counts what it billed."""
+    model = scripted([{"role": "coder", "reply": "x" * 4_000_000}])
+    model.max_tokens = 1024
+    graph = compile_team(InMemorySaver())
+    ctx = TeamContext(
+        model=model,
+        out_dir=str(tmp_path / "out"),
+        approve="auto",
+        max_iterations=1,
+        use_memory=False,
+        gateway=await gateway_in(tmp_path),
+    )
+    config: dict[str, Any] = {"configurable": {"thread_id": "huge"}, "recursion_limit": 100}
+    await graph.ainvoke({"goal": ADD_GOAL}, config, context=ctx)
+    usage = (await graph.aget_state(config)).values["usage"]
+    assert usage["model_calls"] == 3
+    assert usage["completion_tokens"] <= 3 * 1024

@@ -60,7 +60,6 @@ async def run(
     ctx = TeamContext(
         model=model,
         out_dir=str(folder / "out"),
-        run_log=str(folder / "runs.jsonl"),
         approve="auto",
         use_memory=True,
         memory_graph=ctx_graph,

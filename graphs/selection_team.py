@@ -1,0 +1,121 @@
+"""The execution-first coding team: candidates sampled in parallel, chosen by running them.
+
+```
+START → prepare ─Send×(1+N)─► sample ─┐
+                 └─Send─────► probe ──┴─► judge ─decide─► referee ─decide─► …
+                                           │  ├─Send×k─► repair ─► judge
+                                           │  └─Send×(1+N)─► sample (a fresh round)
+                                           └─► conclude ─► approval ─► deliver → END
+                                                      └──────────────► deliver
+```
+
+One greedy answer and N sampled ones are decoded together on the model server's parallel
+slots; the tester proposes inputs once. `judge` runs every candidate on the goal's examples and
+those inputs in one sandboxed run and picks the largest agreeing cluster; `decide` (pure,
+`nodes/route.py`) routes from its verdict. Nodes get their dependencies as one typed `TeamDeps`
+at build time; `service.team_deps` builds the real one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import RetryPolicy, Send
+
+from graphs.context import TeamContext
+from graphs.deps import TeamDeps
+from graphs.selection_state import SelectionState
+from graphs.state import TeamInput
+from nodes.framing import make_conclude, make_prepare
+from nodes.judge import make_judge
+from nodes.probe import make_probe
+from nodes.referee import make_referee
+from nodes.route import (
+    after_approval,
+    after_conclude,
+    decide,
+    repair_sends,
+    sample_sends,
+)
+from nodes.sample import make_repair, make_sample
+
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(ConnectionError,))
+
+
+def _routes(deps: TeamDeps) -> dict[str, Callable[..., Any]]:
+    """The conditional edges, closing over the deps for limits and sampling."""
+
+    def after_prepare(state: SelectionState) -> list[Send]:
+        return sample_sends(state, deps.sampling)
+
+    def after_judging(state: SelectionState, runtime: Runtime[TeamContext]) -> Any:
+        ctx = deps.run_context(runtime.context)
+        route = decide(state, deps.limits(ctx), deps.sampling)
+        if route == "repair":
+            return repair_sends(state, deps.sampling) or sample_sends(state, deps.sampling)
+        if route == "sample":
+            return sample_sends(state, deps.sampling)
+        return route
+
+    def to_human_or_delivery(state: SelectionState, runtime: Runtime[TeamContext]) -> str:
+        return after_conclude(deps.run_context(runtime.context))
+
+    def after_human(state: SelectionState) -> Any:
+        if after_approval(state) == "deliver":
+            return "deliver"
+        return sample_sends(state, deps.sampling)
+
+    return {
+        "prepare": after_prepare,
+        "judge": after_judging,
+        "conclude": to_human_or_delivery,
+        "approval": after_human,
+    }
+
+
+def build_selection_team(
+    deps: TeamDeps,
+    approval: Callable[..., Any],
+    deliver: Callable[..., Any],
+    destination: Callable[[TeamContext, str], str],
+) -> StateGraph[SelectionState, TeamContext, TeamInput, SelectionState]:
+    """The uncompiled graph; approval and delivery are the team's shared steps."""
+    builder = StateGraph(SelectionState, context_schema=TeamContext, input_schema=TeamInput)
+    builder.add_node("prepare", make_prepare(deps))
+    builder.add_node("sample", make_sample(deps), retry_policy=MODEL_RETRY)
+    builder.add_node("probe", make_probe(deps), retry_policy=MODEL_RETRY)
+    builder.add_node("repair", make_repair(deps), retry_policy=MODEL_RETRY)
+    builder.add_node("judge", make_judge(deps))
+    builder.add_node("referee", make_referee(deps), retry_policy=MODEL_RETRY)
+    builder.add_node("conclude", make_conclude(deps, destination))
+    builder.add_node("approval", approval)
+    builder.add_node("deliver", deliver)
+    routes = _routes(deps)
+    builder.add_edge(START, "prepare")
+    builder.add_conditional_edges("prepare", routes["prepare"], ["sample"])
+    for worker in ("sample", "probe", "repair"):
+        builder.add_edge(worker, "judge")
+    targets = ["sample", "repair", "probe", "referee", "conclude"]
+    builder.add_conditional_edges("judge", routes["judge"], targets)
+    builder.add_conditional_edges("referee", routes["judge"], targets)
+    builder.add_conditional_edges("conclude", routes["conclude"], ["approval", "deliver"])
+    builder.add_conditional_edges("approval", routes["approval"], ["deliver", "sample"])
+    builder.add_edge("deliver", END)
+    return builder
+
+
+def compile_selection_team(
+    deps: TeamDeps,
+    approval: Callable[..., Any],
+    deliver: Callable[..., Any],
+    destination: Callable[[TeamContext, str], str],
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+) -> CompiledStateGraph[SelectionState, TeamContext, TeamInput, SelectionState]:
+    """Compile with the given checkpointer (the server supplies its own when None)."""
+    builder = build_selection_team(deps, approval, deliver, destination)
+    return builder.compile(checkpointer=checkpointer, name="coding-team-selection")

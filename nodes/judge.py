@@ -1,0 +1,216 @@
+"""The judge of the execution-first team: one sandboxed run per batch decides.
+
+Every candidate of the batch (and the previous winner) runs on the goal's own examples and the
+tester's inputs in one `run_candidates` call through the gateway — ledgered, so a resumed task
+replays a completed run instead of running it again. Candidates failing an example are out; the
+rest are clustered by their outputs and the largest cluster wins (`nodes.selection`). The
+verdict tells the router whether to deliver, ask the reviewer one question, repair or sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langgraph.runtime import Runtime
+
+from graphs.context import TeamContext
+from graphs.deps import Node, TeamDeps
+from graphs.selection_state import PooledCandidate, SelectionState, Verdict
+from graphs.state import CheckResult, TestRun
+from nodes.candidates import MAX_CANDIDATES, SOLUTION, Candidate, run_args
+from nodes.selection import (
+    Selection,
+    all_agree,
+    distinguishing_input,
+    needs_question,
+    repair_targets,
+    select,
+)
+from tools.builtin.run_candidates import RunCandidatesResult
+from tools.checks import decode, encode, entry_point_of, extract_spec_checks
+from tools.gateway import CallContext
+from tools.registry import MemoryWorkspace
+
+TOOL = "run_candidates"
+
+
+def batch_pool(state: SelectionState) -> list[PooledCandidate]:
+    """The newest batch, most voted first, then the previous winner (at most 8 in all)."""
+    pool = state.get("pool", {})
+    batch = state.get("batch", 0)
+    newest = sorted(
+        (c for c in pool.values() if c["batch"] == batch),
+        key=lambda c: (c["origin"] != "greedy", -c["votes"], c["id"]),
+    )
+    verdict = state.get("verdict")
+    chosen = newest[:MAX_CANDIDATES]
+    previous = pool.get(verdict["winner"]) if verdict else None
+    if previous is not None and all(c["id"] != previous["id"] for c in chosen):
+        chosen = [*chosen[: MAX_CANDIDATES - 1], previous]
+    return chosen
+
+
+def _question(selection: Selection) -> dict[str, str] | None:
+    if not needs_question(selection.clusters):
+        return None
+    first, second = selection.clusters[0], selection.clusters[1]
+    distinction = distinguishing_input(first, second)
+    if distinction is None:
+        return None
+    return {
+        "call": distinction.call,
+        "output_a": distinction.output_a,
+        "output_b": distinction.output_b,
+        "a": first.best,
+        "b": second.best,
+    }
+
+
+def verdict_of(
+    result: RunCandidatesResult, batch: int, votes: dict[str, int]
+) -> tuple[Verdict, Selection]:
+    """What the router needs from one run: winner, examples passed, agreement, question."""
+    selection = select(result, weights=votes)
+    winner = next((c for c in result.candidates if c.id == selection.winner), None)
+    verdict: Verdict = {
+        "batch": batch,
+        "winner": selection.winner or "",
+        "passes_spec": selection.passes_spec,
+        "spec_passed": winner.spec_passed if winner else 0,
+        "spec_total": selection.spec_total,
+        "agree": all_agree(result),
+        "survivors": len({m for c in selection.clusters for m in c.members}),
+        "repairs": [
+            {"candidate": t.candidate, "failure": t.describe()} for t in repair_targets(result)
+        ],
+        "cluster_sizes": [c.size for c in selection.clusters],
+    }
+    if (question := _question(selection)) is not None:
+        verdict["question"] = question
+    return verdict, selection
+
+
+def test_run_of(
+    result: RunCandidatesResult, verdict: Verdict, run_id: str, iteration: int, votes: int
+) -> TestRun:
+    """The winner's run in the report's terms: examples passed, agreement as team tests."""
+    winner = next((c for c in result.candidates if c.id == verdict["winner"]), None)
+    checks: list[CheckResult] = [
+        {
+            "name": f"{check.call} == {check.expected}",
+            "source": "spec",
+            "passed": outcome.passed,
+            "error": outcome.error[:300],
+        }
+        for check, outcome in zip(result.checks, winner.checks if winner else [], strict=False)
+    ]
+    agreeing = verdict["cluster_sizes"][0] if verdict["cluster_sizes"] else 0
+    return {
+        "run_id": run_id,
+        "iteration": iteration,
+        "code_hash": verdict["winner"],
+        "spec_passed": verdict["spec_passed"],
+        "spec_total": verdict["spec_total"],
+        "model_passed": agreeing,
+        "model_total": votes,
+        "checks": checks,
+        "error": (winner.load_error if winner else "") or result.error,
+    }
+
+
+def _ground_truth(state: SelectionState, chosen: list[PooledCandidate]) -> dict[str, Any]:
+    """The goal's examples; when the goal does not name the function, the code does."""
+    if "spec_checks" in state:
+        return {"spec_checks": state["spec_checks"]}
+    code = chosen[0]["code"] if chosen else ""
+    entry = state.get("entry_point") or entry_point_of(state["goal"], code)
+    if not entry:
+        return {}
+    found = [encode(check) for check in extract_spec_checks(state["goal"], entry)]
+    return {"entry_point": entry, "spec_checks": found}
+
+
+def _attempt(state: SelectionState, chosen: list[PooledCandidate], batch: int) -> dict[str, Any]:
+    """A new batch is one more attempt; judging the same batch again with inputs is not."""
+    previous = state.get("verdict")
+    if previous is not None and previous["batch"] == batch:
+        return {"steps": 1}
+    kind = "repair" if any(c["origin"] == "repair" for c in chosen) else "sample"
+    return {"iteration": 1, "steps": 1, "batches": [kind]}
+
+
+def make_judge(deps: TeamDeps) -> Node[SelectionState]:
+    """The node that runs a batch and chooses its winner."""
+
+    async def judge(state: SelectionState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+        """Run the batch once in the sandbox; filter, cluster, choose; say what is left."""
+        ctx = deps.run_context(runtime.context)
+        chosen = batch_pool(state)
+        batch = state.get("batch", 0)
+        update = _attempt(state, chosen, batch)
+        iteration = state.get("iteration", 0) + update.get("iteration", 0)
+        if not chosen:
+            note = "judge: no candidate to run (no valid model output)"
+            return {**update, "messages": [AIMessage(note, name="tester")]}
+        found = _ground_truth(state, chosen)
+        update |= found
+        checks = [decode(item, "spec") for item in found.get("spec_checks", [])]
+        candidates: list[Candidate] = [
+            {"id": c["id"], "code": c["code"], "origin": c["origin"]}  # type: ignore[typeddict-item]
+            for c in chosen
+        ]
+        args = run_args(candidates, checks, state.get("inputs", []))
+        args_json = args.model_dump(mode="json")
+        digest = hashlib.sha256(json.dumps(args_json, sort_keys=True).encode()).hexdigest()
+        runtime.stream_writer({"role": "tester", "event": "running", "candidates": len(chosen)})
+        gateway = await deps.gateway(ctx)
+        observation = await gateway.call(
+            TOOL,
+            args_json,
+            CallContext(
+                thread_id=deps.thread_id(),
+                tool_call_id=f"candidates-{digest[:16]}",
+                workspace=MemoryWorkspace(),
+                tenant_id=ctx.tenant,
+            ),
+        )
+        if not observation.ok or observation.result is None:
+            problem = observation.error.message if observation.error else "the run failed"
+            note = f"judge: the sandboxed run failed ({problem[:200]})"
+            return {**update, "messages": [AIMessage(note, name="tester")]}
+        result = RunCandidatesResult.model_validate(observation.result)
+        votes = {c["id"]: c["votes"] for c in chosen}
+        verdict, selection = verdict_of(result, batch, votes)
+        run = test_run_of(result, verdict, digest[:16], iteration, sum(votes.values()))
+        runtime.stream_writer(
+            {
+                "role": "tester",
+                "event": "result",
+                "spec": [verdict["spec_passed"], verdict["spec_total"]],
+                "clusters": verdict["cluster_sizes"],
+                "replayed": observation.replayed,
+            }
+        )
+        note = (
+            f"judge: batch {batch}: {len(chosen)} candidates, the winner passes "
+            f"{verdict['spec_passed']}/{verdict['spec_total']} of the goal's examples; "
+            f"clusters {verdict['cluster_sizes']}"
+        )
+        update |= {
+            "verdict": verdict,
+            "test_runs": [run],
+            "messages": [AIMessage(note, name="tester")],
+        }
+        if selection.winner:
+            files = {SOLUTION: state["pool"][selection.winner]["code"]}
+            score = (verdict["spec_passed"], verdict["cluster_sizes"][0])
+            update |= {
+                "files": files,
+                "best": {"files": files, "iteration": iteration, "score": score},
+            }
+        return update
+
+    return judge

@@ -6,7 +6,8 @@ snapshot there, and stops it at exit. Tests use `start_falkordb` for a throwaway
 (optionally with FalkorDB's experimental Bolt endpoint for the `neo4j` driver).
 
 The server is configured through a 0600 file rather than its command line, so the password of
-the embedded server does not show in `ps` for other local users.
+the embedded server does not show in `ps` for other local users. It is stopped at exit, and gets
+SIGTERM from the kernel if this process dies without exiting (killed), so it never outlives us.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from memory.graph import CypherBackend, FalkorDBBackend, Neo4jBackend
+from service.children import popen_tied
 
 __all__ = [
     "FalkorDBServer",
@@ -218,6 +220,9 @@ def _start_once(
         "appendonly no",
         'save "60 1"' if persist else 'save ""',
         "stop-writes-on-bgsave-error no",
+        # SIGTERM (a stop, or the parent-death signal) ends the server even when its snapshot
+        # cannot be written (directory gone, disk full): by default Redis refuses to exit then.
+        "shutdown-on-sigterm force",
         f"loadmodule {' '.join(module_args)}",
     ]
     if password is not None:
@@ -229,8 +234,11 @@ def _start_once(
         out.write("\n".join(lines) + "\n")
     log_path = workdir / "server.log"
     with log_path.open("wb") as out:
-        proc = subprocess.Popen(
+        # SIGTERM when this process dies, even killed: the server writes its snapshot and
+        # frees the port instead of outliving us (`service.children`).
+        proc = popen_tied(
             [redis_server, str(conf)],
+            death_signal=signal.SIGTERM,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

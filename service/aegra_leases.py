@@ -8,6 +8,15 @@ takes the place of Aegra's per-run heartbeat coroutine: each run registers, and 
 instance renews every registered lease in one UPDATE per interval (in chunks), then cancels
 the runs whose lease was taken, exactly as Aegra's loop does for one run. Lease length, interval
 and the reaper stay Aegra's, so crash recovery takes as long as before.
+
+`ReaperGuard` covers what leases cannot tell apart: a database outage longer than the lease
+expires the leases of every running run at once, although their instances are alive and keep
+running them. Aegra's reaper, first to reach the database when it is back, would hand them all
+to other workers, and each run would execute twice at the same time, forking its thread's
+checkpoints (a delivered task then reads as never finished). So after its database access
+failed or stalled, the reaper only probes it (read-only) until it has answered promptly for one
+lease period and one heartbeat: live instances renew their leases meanwhile, and only the runs
+of an instance that really died are recovered, that much later.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -136,3 +146,63 @@ def install(executor: ModuleType) -> LeaseBatcher | None:
     batcher = LeaseBatcher(executor)
     setattr(executor, "_heartbeat_loop", batcher.hold)  # noqa: B010 - a module's global
     return batcher
+
+
+class ReaperGuard:
+    """Aegra's `LeaseReaper._reap`, held back until the database has answered for `quiet_s`.
+
+    While the database is unreachable every round fails as before. Once a read-only probe
+    (Aegra's own query for expired leases) succeeds again, the guard waits `quiet_s` (a lease
+    and a heartbeat) before the next reap, so every live instance has renewed its leases first.
+    A probe slower than `stall_s` counts as an outage too: the database (or this event loop)
+    may have been away for long enough that live leases lapsed meanwhile.
+    """
+
+    def __init__(
+        self,
+        reap: Callable[[], Awaitable[None]],
+        probe: Callable[[], Awaitable[object]],
+        quiet_s: float,
+        stall_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._reap = reap
+        self._probe = probe
+        self.quiet_s = quiet_s
+        self.stall_s = stall_s
+        self._clock = clock
+        self._healthy_since: float | None = float("-inf")
+
+    async def reap(self) -> None:
+        """Probe the database; reap once it has been answering promptly for `quiet_s`."""
+        try:
+            started = self._clock()
+            await self._probe()
+            now = self._clock()
+            if self._healthy_since is None or now - started > self.stall_s:
+                self._healthy_since = now
+            if now - self._healthy_since >= self.quiet_s:
+                await self._reap()
+        except Exception:
+            self._healthy_since = None  # an outage: leases may expire without a dead instance
+            raise
+
+
+def guard_reaper(reaper_module: ModuleType) -> ReaperGuard | None:
+    """Install `ReaperGuard` on Aegra's reaper; None (and a warning) if Aegra changed.
+
+    `reaper_module` is `aegra_api.services.lease_reaper`, whose loop calls `self._reap()`.
+    """
+    reaper = getattr(reaper_module, "lease_reaper", None)
+    reap = getattr(reaper, "_reap", None)
+    probe = getattr(reaper, "_find_recoverable", None)
+    worker = getattr(getattr(reaper_module, "settings", None), "worker", None)
+    if reap is None or probe is None or worker is None or inspect.signature(reap).parameters:
+        log.warning("Aegra's lease reaper is not the expected one; it reaps after outages")
+        return None
+    lease_s = float(worker.LEASE_DURATION_SECONDS)
+    heartbeat_s = float(worker.HEARTBEAT_INTERVAL_SECONDS)
+    guard = ReaperGuard(reap, probe, lease_s + heartbeat_s, max(lease_s - heartbeat_s, 1.0))
+    setattr(reaper, "_reap", guard.reap)  # noqa: B010 - an instance attribute, read per call
+    return guard

@@ -19,16 +19,19 @@ Every error is `{"error": {"code": …, "message": …}}` with a stable code:
 |---|---|---|
 | 401 | `unauthorized` | no or unknown API key (`x-api-key` or `Authorization: Bearer`) |
 | 403 | `task_depth_exceeded` | an agent-created task nested deeper than `max_task_depth` (3) |
+| 403 | `forbidden` | approval looser than the operator's policy, or an agent key approving |
 | 404 | `not_found` | no such task for this tenant (another tenant's task included) |
 | 409 | `not_waiting_for_approval` | approve/reject while the task is not waiting for it |
 | 409 | `conflict` | the task already has a run in progress |
 | 409 | `dead_letter_closed` | replay of a dead letter that is not open, or resolve twice |
 | 422 | `validation_error` | the request does not match the schema |
+| 422 | `invalid_options` | an option over the operator's cap (`STRATEGOS_*_CAP`) |
 | 429 | `rate_limited` | the tenant's requests/s bucket is empty (`Retry-After`) |
 | 429 | `active_task_limit` | the tenant already has `max_active_tasks` running or waiting tasks |
 | 429 | `overloaded` | backpressure: run backlog or model 429s over threshold (`Retry-After`) |
 | 502 | `upstream_error` | the LangGraph server answered something unexpected |
 | 503 | `busy` | another request held the tenant's or task's lock too long (`Retry-After`) |
+| 503 | `unavailable` | PostgreSQL or Redis is unreachable right now (`Retry-After`) |
 """
 
 # This module is the app, its error handlers and its routes. The rest of the façade lives
@@ -69,11 +72,15 @@ from service.api_models import (
     TaskView,
     event_view,
 )
+from service.api_outage import OUTAGE_TYPES, is_outage
+from service.api_outage import install as answer_outages_with_503
 from service.api_session import TASK_KIND, Facade, Session
 from service.dlq import close_dlq_stores
 from service.dlq_routes import router as dlq_router
 from service.limits import close_limit_stores, get_limit_store, limits_for
-from service.run_driver import exclusive, reconcile, run_context, start_run
+from service.run_driver import exclusive, run_context, start_run
+from service.run_guard import Refused, check_context
+from service.run_outcome import reconcile
 from service.settings import get_settings
 from service.task_state import (
     json_dict,
@@ -148,6 +155,7 @@ def _facade_openapi() -> dict[str, Any]:
 
 
 app.openapi = _facade_openapi  # type: ignore[method-assign]
+answer_outages_with_503(app)
 
 
 # ---------------------------------------------------------------- error handlers
@@ -281,6 +289,7 @@ async def create_task(
                 f"{active} tasks are running or waiting; the limit is {cap}",
                 headers={"Retry-After": str(ACTIVE_RETRY_AFTER_S)},
             )
+        refuse_looser_than_policy(options, tenant)
         metadata: dict[str, Any] = {
             "kind": TASK_KIND,
             "tenant": tenant,
@@ -304,6 +313,15 @@ async def create_task(
             sess, task_id, input={"goal": body.goal}, context=run_context(options, tenant)
         )
     return await _view(sess, await sess.thread(task_id))
+
+
+def refuse_looser_than_policy(options: TaskOptions, tenant: str) -> None:
+    """Options over the operator's caps or policy are refused here, before a thread exists."""
+    try:
+        check_context(run_context(options, tenant), tenant=tenant, settings=get_settings())
+    except Refused as exc:
+        code = "forbidden" if exc.status == 403 else "invalid_options"
+        raise ApiError(exc.status, code, exc.reason) from None
 
 
 def _options(options: TaskOptions) -> dict[str, JsonValue]:
@@ -352,6 +370,10 @@ async def get_task(task_id: TaskId, sess: SessionDep) -> TaskView:
 async def approve_task(task_id: TaskId, body: ApproveRequest, sess: SessionDep) -> TaskView:
     """Answer the pending approval; a rejection's comment goes back to the team."""
     tid = str(task_id)
+    if not sess.identity.can_approve:
+        raise ApiError(
+            403, "forbidden", "this API key may submit and watch tasks but not approve them"
+        )
     async with exclusive(f"task:{tid}"):
         await sess.facade.settle(tid)
         thread = await sess.thread(tid)
@@ -439,6 +461,11 @@ async def stream_task(
         return
     except ApiError as exc:
         await stream_error(ws, exc.code, exc.message, 4000 + min(exc.status_code, 999))
+        return
+    except OUTAGE_TYPES as exc:
+        if not is_outage(exc):
+            raise
+        await stream_error(ws, "unavailable", "a service the stream needs is unavailable", 1013)
         return
     del thread
     await pump_events(ws, sess, str(task_id), cursor or 0)

@@ -49,7 +49,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Invalid request (`validation_error`)."},
     429: {"model": ErrorBody, "description": "`rate_limited`; see Retry-After."},
     502: {"model": ErrorBody, "description": "Unexpected answer of the LangGraph server."},
-    503: {"model": ErrorBody, "description": "A shared lock is held too long (`busy`)."},
+    503: {
+        "model": ErrorBody,
+        "description": "A shared lock is held too long (`busy`), or PostgreSQL or Redis is "
+        "unreachable (`unavailable`); see Retry-After.",
+    },
 }
 """The error responses every route documents (routes add their own 403/409/429)."""
 
@@ -65,5 +69,9 @@ def upstream_error(exc: httpx.HTTPStatusError, what: str) -> ApiError:
         return ApiError(401, "unauthorized", "the server refused the API key")
     if code == 422:
         return ApiError(422, "validation_error", "the server refused the request")
+    if code == 503:  # the server's own database or Redis is down (`service.api_outage`)
+        retry = exc.response.headers.get("Retry-After", "5")
+        message = "a service the LangGraph server depends on is unavailable"
+        return ApiError(503, "unavailable", message, headers={"Retry-After": retry})
     log.warning("LangGraph server answered %s for %s", code, what)
     return ApiError(502, "upstream_error", f"the LangGraph server answered {code}")

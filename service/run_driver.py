@@ -1,10 +1,14 @@
-"""Driving the team's runs: start one, log its progress and outcome, and recover lost drivers.
+"""Driving the team's runs: start one, follow it to its end, and log how it ended.
 
 The façade never runs the graph itself. A driver streams one run from the LangGraph server in
-the background (`Facade.spawn`), appends the team's progress and the run's outcome to the
-ledger, and turns a failure into a dead letter. If the instance holding a driver dies, the run
-goes on in the server; `reconcile`, called by every reader, logs the outcome in its place.
-`exclusive` serializes what must not race across instances (the active-task cap, answers).
+the background (`Facade.spawn`) and, once the server says the run is over, logs its outcome
+(`service.run_outcome`: decided from the thread's final state, never from the stream, and a
+failure becomes a dead letter). The team's progress events are logged by the Aegra instance
+that executes the run (`service.aegra_progress`); under a server that does not, the driver
+appends them from the stream, keeping them in order while the ledger is unreachable. If the
+instance holding a driver dies, the run goes on in the server; `reconcile`, called by every
+reader, logs the outcome in its place. `exclusive` serializes what must not race across
+instances (the active-task cap, answers).
 """
 
 from __future__ import annotations
@@ -12,35 +16,32 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import httpx
-from langgraph_sdk.schema import Thread
-from pydantic import JsonValue
+from langgraph_sdk.schema import Run
 
+from service.aegra_progress import logged_at_source
 from service.api_errors import ApiError, upstream_error
 from service.api_models import TaskOptions
+from service.api_outage import is_outage
 from service.api_session import Session
-from service.dlq import record_dead_letter
 from service.limits import LockBusy, get_limit_store
-from service.task_state import pending_interrupts, state_values
+from service.run_outcome import READ_BUDGET_S, TERMINAL, Unreachable, conclude, retrying
 from tools.ledger import EventKind
 
 log = logging.getLogger(__name__)
 
 GRAPH_ID = "coding_team"
 PROGRESS_KIND: EventKind = "AgentProgress"
-"""Kind of the team's progress events (typed `Any` until `tools.ledger.EventKind` lists it)."""
 RUN_START_TIMEOUT_S = 30.0
 LOCK_HOLD_S = RUN_START_TIMEOUT_S + 30.0
 """A lock outlives the longest run start it guards, and frees itself if its holder crashed."""
 LOCK_WAIT_S = RUN_START_TIMEOUT_S + 5.0
-DRIVER_GRACE_S = 3.0
-"""A run that ended longer ago than this without a logged outcome lost its driver (a live
-driver logs it as its stream ends; a later one only risks a progress event after the end)."""
+FOLLOW_POLL_S = 1.0
+"""How often a run whose stream broke is asked whether it is over."""
 
 
 @asynccontextmanager
@@ -68,169 +69,135 @@ async def _drive(
     checkpoint_id: str | None = None,
     context: dict[str, Any],
 ) -> None:
-    """Run the graph once on the thread, logging its progress and outcome to the ledger.
+    """Run the graph once on the thread, then log its outcome (`service.run_outcome`).
 
-    Streaming (rather than a background run) hands the driver every custom event from the
-    run's first step, and the outcome (interrupt, report or error) of this very run, so a later
-    run cannot be mistaken for it; the run goes on in the server if this process goes away
-    (`on_disconnect="continue"`).
+    Streaming (rather than a background run) hands the driver the run's id at once and, where
+    the server does not log them itself, every custom event from the run's first step; the run
+    goes on in the server if the stream breaks or this process goes away
+    (`on_disconnect="continue"`). Whatever happened to the stream, the outcome is read from the
+    server once the run is over.
     """
-    ledger = sess.facade.ledger
-    limits = get_limit_store()
-    run_id: str | None = None
-    outcome = _Outcome()
+    watch = _Watch(log_progress=not logged_at_source())
     try:
-        async for part in sess.client.runs.stream(
-            task_id,
-            GRAPH_ID,
-            input=input,
-            command=cast(Any, command),
-            checkpoint_id=checkpoint_id,
-            context=context,
-            stream_mode=["custom", "updates"],
-            multitask_strategy="reject",
-            on_disconnect="continue",
-            headers=sess.headers,
-        ):
-            if part.event == "metadata" and run_id is None and isinstance(part.data, dict):
-                run_id = str(part.data.get("run_id"))
-                await limits.run_started(run_id)
-                if not ready.done():
-                    ready.set_result(run_id)
-            elif part.event == "custom" and isinstance(part.data, dict):
-                await ledger.append_event(task_id, PROGRESS_KIND, part.data, key=run_id)
-            elif part.event == "updates" and isinstance(part.data, dict):
-                outcome.update(part.data)
-            elif part.event == "error":
-                outcome.error = json.dumps(part.data, default=str)[:2000]
-    except Exception as exc:  # the outcome is recorded below; the caller sees `ready` fail
+        await _stream(sess, task_id, ready, watch, input, command, checkpoint_id, context)
+    except Exception as exc:  # the run's fate is read from the server below
         if not ready.done():
             ready.set_exception(exc)
             return
-        outcome.error = f"{type(exc).__name__}: {exc}"[:2000]
-        log.warning("run stream of task %s ended with %s", task_id, type(exc).__name__)
+        log.warning("run stream of task %s broke: %s", task_id, type(exc).__name__)
     finally:
-        if run_id is not None:
-            await limits.run_finished(run_id)
         if not ready.done():
             ready.set_exception(RuntimeError("the run ended before it started"))
-    if run_id is not None:
-        await _conclude(sess, task_id, run_id, outcome, input)
+    if watch.run_id is not None:
+        await _finish(sess, task_id, watch, input)
 
 
-class _Outcome:
-    """What one run ended in, gathered from its `updates` stream."""
+class _Watch:
+    """What the driver learned from the stream: the run's id, its unlogged progress, an error."""
 
-    def __init__(self) -> None:
-        self.interrupts: list[dict[str, JsonValue]] = []
-        self.report: dict[str, Any] | None = None
+    def __init__(self, *, log_progress: bool) -> None:
+        self.run_id: str | None = None
+        self.log_progress = log_progress
+        self.unlogged: list[dict[str, Any]] = []
         self.error: str | None = None
 
-    def failure(self) -> str | None:
-        """Why the run failed, if it did (an error, or an end without report or interrupt).
 
-        A report whose status is `failed` is not a failure of the run: the team finished and
-        gave up, and replaying the same checkpoint would give the same answer.
-        """
-        if self.error is not None:
-            return self.error
-        if not self.interrupts and self.report is None:
-            return "the run ended without a report"
-        return None
-
-    def update(self, data: Mapping[str, Any]) -> None:
-        """Take note of interrupts and of a node's `report`."""
-        for node, update in data.items():
-            if node == "__interrupt__" and isinstance(update, list):
-                for item in update:
-                    value = item.get("value") if isinstance(item, dict) else item
-                    self.interrupts.append(value if isinstance(value, dict) else {"value": value})
-            elif isinstance(update, dict) and isinstance(update.get("report"), dict):
-                self.report = update["report"]
-
-
-async def _conclude(
+async def _stream(
     sess: Session,
     task_id: str,
-    run_id: str,
-    outcome: _Outcome,
+    ready: asyncio.Future[str],
+    watch: _Watch,
     input: dict[str, Any] | None,
+    command: dict[str, Any] | None,
+    checkpoint_id: str | None,
+    context: dict[str, Any],
 ) -> None:
-    """Log how the run ended and, if it failed, file it as a dead letter."""
-    await _record_outcome(sess, task_id, run_id, outcome)
-    if (error := outcome.failure()) is not None:
-        await record_dead_letter(
-            sess.client,
-            sess.headers,
-            tenant=sess.identity.tenant,
-            task_id=task_id,
-            run_id=run_id,
-            error=error,
-            input=input,
+    """Start the run and follow its stream; sets `ready` to the run's id."""
+    async for part in sess.client.runs.stream(
+        task_id,
+        GRAPH_ID,
+        input=input,
+        command=cast(Any, command),
+        checkpoint_id=checkpoint_id,
+        context=context,
+        stream_mode=["custom"],
+        multitask_strategy="reject",
+        on_disconnect="continue",
+        stream_resumable=True,
+        headers=sess.headers,
+    ):
+        if part.event == "metadata" and watch.run_id is None and isinstance(part.data, dict):
+            watch.run_id = str(part.data.get("run_id"))
+            await _gauge(get_limit_store().run_started(watch.run_id))
+            if not ready.done():
+                ready.set_result(watch.run_id)
+        elif part.event == "custom" and watch.log_progress and isinstance(part.data, dict):
+            await _progress(sess, task_id, watch, part.data)
+        elif part.event == "error":  # words a failure, if the server confirms one
+            watch.error = json.dumps(part.data, default=str)[:2000]
+
+
+async def _progress(sess: Session, task_id: str, watch: _Watch, data: dict[str, Any]) -> None:
+    """Append a progress event in order; while the ledger is unreachable, keep it for later."""
+    watch.unlogged.append(data)
+    try:
+        await _flush_progress(sess, task_id, watch)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.warning(
+            "%d progress events of task %s wait for the ledger", len(watch.unlogged), task_id
         )
 
 
-async def _record_outcome(sess: Session, task_id: str, run_id: str, outcome: _Outcome) -> None:
-    """Append what the run ended in, once: under a lock shared with the other instances.
+async def _flush_progress(sess: Session, task_id: str, watch: _Watch) -> None:
+    """Append the kept progress events, oldest first."""
+    while watch.unlogged:
+        first = watch.unlogged[0]
+        await sess.facade.ledger.append_event(task_id, PROGRESS_KIND, first, key=watch.run_id)
+        watch.unlogged.pop(0)
 
-    A failure (`_Outcome.failure`), else a request for approval, else the team's report.
-    """
-    key = f"outcome:{run_id}"
-    ledger = sess.facade.ledger
+
+async def _finish(sess: Session, task_id: str, watch: _Watch, input: dict[str, Any] | None) -> None:
+    """Wait until the run is over (as the server says), then log what is left and its outcome."""
+    run_id = str(watch.run_id)
     try:
-        async with get_limit_store().lock(key, hold_s=DRIVER_GRACE_S, wait_s=DRIVER_GRACE_S):
-            if await ledger.events(task_id, 0, 1, key=key):
-                return
-            if (error := outcome.failure()) is not None:
-                data: dict[str, Any] = {"run_id": run_id, "error": error}
-                await ledger.append_event(task_id, "WorkflowFailed", data, key=key)
-            elif outcome.interrupts:
-                data = {"run_id": run_id, "request": outcome.interrupts[0]}
-                await ledger.append_event(task_id, "ApprovalRequested", data, key=key)
-            else:
-                report = outcome.report or {}
-                kind: Literal["WorkflowCompleted", "WorkflowFailed"] = (
-                    "WorkflowFailed" if report.get("status") == "failed" else "WorkflowCompleted"
-                )
-                data = {"run_id": run_id, "report": report}
-                await ledger.append_event(task_id, kind, data, key=key)
-    except LockBusy:
-        log.warning("outcome of run %s is being recorded elsewhere", run_id)
+        run = await _ended(sess, task_id, run_id)
+        if watch.unlogged:
+            await retrying("progress", lambda: _flush_progress(sess, task_id, watch), READ_BUDGET_S)
+        await conclude(sess, task_id, run, input, watch.error)
+    except Unreachable as exc:
+        log.warning("outcome of run %s left to reconcile: %s", run_id, exc)
+    except Exception:  # a reader's `reconcile` logs it later; never a wrong outcome here
+        log.exception("could not log the outcome of run %s; left to reconcile", run_id)
+    finally:
+        await _gauge(get_limit_store().run_finished(run_id))
 
 
-async def reconcile(sess: Session, thread: Thread) -> None:
-    """Log how the thread's last run ended when the driver that followed it is gone.
+async def _ended(sess: Session, task_id: str, run_id: str) -> Run:
+    """The run's record once its status is final; polled while the run goes on.
 
-    A run's driver lives in the instance that accepted the run. If that instance died, another
-    one finished the run, but nobody logged its outcome, and a stream waiting for the end would
-    wait forever. Readers (GET, events, the stream) call this: a run that ended more than
-    `DRIVER_GRACE_S` ago without an outcome gets one, derived from the thread's state, and a
-    failed one a dead letter.
+    The stream usually ends with the run. If it broke first (a restart of the database, Redis or
+    a proxy), the run goes on, may be re-queued by Aegra's lease reaper and finish elsewhere:
+    its status, not the stream, says when it is over.
     """
-    task_id = str(thread["thread_id"])
-    if thread.get("status") == "busy" or sess.facade.driving(task_id):
-        return
+    while True:
+        run = await retrying(
+            "run status",
+            lambda: sess.client.runs.get(task_id, run_id, headers=sess.headers),
+            READ_BUDGET_S,
+        )
+        if run["status"] in TERMINAL:
+            return run
+        await asyncio.sleep(FOLLOW_POLL_S)
+
+
+async def _gauge(update: Awaitable[None]) -> None:
+    """Update the backpressure gauge; never fail the run's logging because Redis is down."""
     try:
-        runs = await sess.client.runs.list(task_id, limit=1, headers=sess.headers)
-    except httpx.HTTPStatusError as exc:
-        raise upstream_error(exc, "task") from None
-    if not runs or runs[0]["status"] in ("pending", "running"):
-        return
-    run = runs[0]
-    run_id = str(run["run_id"])
-    if await sess.facade.ledger.events(task_id, 0, 1, key=f"outcome:{run_id}"):
-        return
-    ended = datetime.fromisoformat(str(run["updated_at"]))
-    if (datetime.now(UTC) - ended).total_seconds() < DRIVER_GRACE_S:
-        return  # a live driver may still be logging it
-    state = await sess.state(task_id)
-    outcome = _Outcome()
-    outcome.interrupts = pending_interrupts(state)
-    report = state_values(state).get("report")
-    outcome.report = report if isinstance(report, dict) else None
-    if run["status"] != "success" and not outcome.interrupts and outcome.report is None:
-        outcome.error = f"the run ended with status {run['status']}"
-    await _conclude(sess, task_id, run_id, outcome, None)
+        await update
+    except Exception:
+        log.warning("could not update the in-flight gauge", exc_info=True)
 
 
 async def start_run(
@@ -270,12 +237,12 @@ async def start_run(
 
 
 def run_context(options: TaskOptions, tenant: str) -> dict[str, Any]:
-    """The run's `context` (`graphs.context.TeamContext`) from the task's options."""
-    context: dict[str, Any] = {
-        "approve": options.approve,
-        "use_memory": options.use_memory,
-        "tenant": tenant,
-    }
+    """The run's `context` (`graphs.context.TeamContext`) from the task's options.
+
+    No tenant: the server takes it from the caller's key, which the façade forwards.
+    """
+    del tenant
+    context: dict[str, Any] = {"approve": options.approve, "use_memory": options.use_memory}
     for name in ("max_steps", "max_iterations", "token_budget"):
         if (value := getattr(options, name)) is not None:
             context[name] = value

@@ -12,6 +12,12 @@ terminal reaches only us and is forwarded once (a second signal would make uvico
 drain); and it gets `PR_SET_PDEATHSIG=SIGKILL`, so killing this process kills the instance, as
 a real crash would, instead of leaving an orphan that keeps taking runs.
 
+Nothing the instance starts outlives it, on any exit path. Its helpers (`llama-server`, the
+embedded FalkorDB) are stopped when Aegra's lifespan ends; they are tied to the instance by a
+parent-death signal (`service.children`), so a killed instance takes them along; and this
+process is their subreaper: whatever is left when the instance is gone (a drain that overran
+and was killed) is adopted by us and stopped — SIGTERM, then SIGKILL — before we exit.
+
 Recovery timing (the knobs are `STRATEGOS_AEGRA_*`, see `service/settings.py`): a dead
 instance's lease expires at most `lease_s` after its last heartbeat, the reaper notices within
 `reaper_s`, and a waiting worker pops the re-queued run at once. With 5 s / 2 s / 1 s that is
@@ -23,10 +29,12 @@ repeated. Raise `lease_s` for graphs with long blocking steps.
 
 from __future__ import annotations
 
-import ctypes
+import asyncio
+import contextlib
 import hashlib
 import importlib
 import json
+import logging
 import os
 import re
 import signal
@@ -42,10 +50,22 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from service.aegra_leases import guard_reaper
 from service.aegra_leases import install as install_lease_batcher
+from service.aegra_progress import close_progress_log
+from service.aegra_progress import install as log_progress_at_source
+from service.api_outage import outage_aware, outage_response
+from service.children import become_subreaper, die_with_parent, stop_children
 from service.settings import Settings, get_settings
 
-_PR_SET_PDEATHSIG = 1
+log = logging.getLogger(__name__)
+
+AEGRA_REDIS_RETRIES = 6
+"""Aegra's Redis client retries a command 6 times (0.1 s doubling to 1 s): a Redis restart."""
+CONNECT_TIMEOUT_S = 5
+"""How long a run submission waits for the database before answering 503."""
+HELPER_STOP_S = 10.0
+"""How long helpers left behind get between SIGTERM and SIGKILL (FalkorDB saves a snapshot)."""
 
 
 def find_config(config: Path | None = None) -> Path:
@@ -115,6 +135,7 @@ def aegra_env(
             "N_JOBS_PER_WORKER": str(settings.aegra_jobs_per_worker),
             "WORKER_DRAIN_TIMEOUT": str(settings.aegra_drain_s),
             "BG_JOB_MAX_RETRIES": str(settings.aegra_max_retries),
+            "REDIS_RETRY_ATTEMPTS": str(AEGRA_REDIS_RETRIES),
             "AEGRA_THREAD_TTL": json.dumps(
                 {
                     "strategy": "keep_latest",
@@ -126,6 +147,11 @@ def aegra_env(
             "OTEL_TARGETS": "",
             "LANGSMITH_TRACING": "false",
             "LANGCHAIN_TRACING_V2": "false",
+            # Agent Protocol v2 (`/threads/{id}/commands`, `/stream/events`) starts and resumes
+            # runs without Aegra's `threads.create_run` auth handler, so it would skip
+            # `service.run_guard` (a command's update/goto, an agent key's answer, host paths
+            # in the context). Off: those routes answer 503; clients use the runs API.
+            "FF_V2_EVENT_STREAMING": "false",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -189,7 +215,13 @@ class OneWriterPerThread:
             await self.app(scope, receive, send)
             return
         thread_id = match.group("thread")
-        conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+        except psycopg.OperationalError:  # the database is down: 503, not a dropped request
+            await outage_response(str(scope.get("path", "")))(scope, receive, send)
+            return
         locked = False
         try:
             key = thread_lock_key(thread_id)
@@ -235,29 +267,80 @@ async def _conflict(send: Send, thread_id: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class StopHelpersAtShutdown:
+    """Close connections and stop helper processes once Aegra's lifespan has shut down.
+
+    Aegra's shutdown drains the running jobs first; only then are the instance's helpers
+    (`llama-server`, FalkorDB) and pools of no further use. Stopping them here, rather than in
+    exit handlers, does not depend on the interpreter exiting cleanly afterwards.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass everything through; run `stop_helpers` before reporting the shutdown done."""
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_stopping(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await stop_helpers()
+            await send(message)
+
+        await self.app(scope, receive, send_after_stopping)
+
+
+async def stop_helpers() -> None:
+    """Close this instance's pools and stop its FalkorDB and `llama-server` (each if started)."""
+    from memory.graph_server import stop_embedded
+    from service import deps
+    from service.models import LOCAL_SERVER
+
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("progress log", close_progress_log),
+        ("gateways and memory", deps.aclose),
+        ("FalkorDB", lambda: asyncio.to_thread(stop_embedded)),
+        ("llama-server", lambda: asyncio.to_thread(LOCAL_SERVER.stop)),
+    ]
+    for name, step in steps:
+        try:
+            await step()
+        except Exception:
+            log.warning("could not stop the %s at shutdown", name, exc_info=True)
+
+
 def aegra_app() -> ASGIApp:
     """Uvicorn factory in the child: Aegra's app behind the one-writer-per-thread guard.
 
     Aegra reads its settings from the environment at import, which `serve` prepared. Its
-    per-run lease heartbeat is replaced by one batched renewal loop (`service.aegra_leases`).
+    per-run lease heartbeat is replaced by one batched renewal loop and its reaper waits out a
+    database outage before reaping (`service.aegra_leases`); progress events are logged where
+    runs execute (`service.aegra_progress`); its catch-all error handlers answer 503 when a
+    database or Redis outage caused the error (`service.api_outage`); and its helpers stop
+    with its lifespan.
     """
     main = importlib.import_module("aegra_api.main")
+    database_url = os.environ["DATABASE_URL"]
     if get_settings().aegra_batched_heartbeat:
         install_lease_batcher(importlib.import_module("aegra_api.services.worker_executor"))
-    app: ASGIApp = main.app
-    return OneWriterPerThread(app, os.environ["DATABASE_URL"])
+    guard_reaper(importlib.import_module("aegra_api.services.lease_reaper"))
+    log_progress_at_source(importlib.import_module("aegra_api.services.run_executor"), database_url)
+    app: Any = main.app
+    for exc_type, handler in list(app.exception_handlers.items()):
+        if exc_type is Exception or getattr(exc_type, "__name__", "") == "HTTPException":
+            app.exception_handlers[exc_type] = outage_aware(handler)
+    return OneWriterPerThread(StopHelpersAtShutdown(app), database_url)
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """Runs in the child before exec: ask the kernel to SIGKILL it when we die."""
-
-    def setup() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # we died before prctl took effect
-            os._exit(1)
-
-    return setup
+def _stop_leftovers(child: subprocess.Popen[bytes]) -> None:
+    """Stop what the instance left behind: its process group, then every adopted orphan."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGTERM)
+    left = stop_children(HELPER_STOP_S)
+    if left:
+        log.warning("stopped %d helper processes the instance left behind", len(left))
 
 
 def serve(
@@ -268,47 +351,58 @@ def serve(
 ) -> int:
     """Run one Aegra instance until it exits or we get SIGTERM/SIGINT; return its exit status.
 
-    Raises `ValueError` when the configured database is not PostgreSQL (see
-    `Settings.serving_database_url`).
+    On every way out (the instance exits, a signal, an error here) the instance is stopped and
+    so is anything it left behind (`_stop_leftovers`). Raises `ValueError` when the configured
+    database is not PostgreSQL (see `Settings.serving_database_url`).
     """
     if settings is None:
         settings = get_settings()
     config_path = find_config(config)
     ensure_database(settings.serving_database_url())
     env = aegra_env(settings, host=host, port=port, config=config_path, base=os.environ)
-    child = subprocess.Popen(
-        aegra_command(host, port),
-        cwd=config_path.parent,
-        env=env,
-        start_new_session=True,
-        preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - no threads yet
-    )
+    become_subreaper()
+    child: subprocess.Popen[bytes] | None = None
     stopping = False
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
-        if stopping:  # a second Ctrl-C: stop waiting for the drain
+        if child is not None and stopping:  # a second Ctrl-C: stop waiting for the drain
             child.kill()
-            return
+        elif child is not None:
+            child.send_signal(signal.SIGTERM)
         stopping = True
-        child.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    grace = settings.aegra_drain_s + 15.0
-    deadline: float | None = None
     try:
-        while True:
-            try:
-                return child.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
-            if stopping and deadline is None:
-                deadline = time.monotonic() + grace
-            if deadline is not None and time.monotonic() > deadline:
-                child.kill()  # the drain overran its own timeout by far
+        child = subprocess.Popen(
+            aegra_command(host, port),
+            cwd=config_path.parent,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()),  # noqa: PLW1509 - no threads yet
+        )
+        if stopping:  # the signal came while the child was being started
+            child.send_signal(signal.SIGTERM)
+        return _wait(child, lambda: stopping, settings.aegra_drain_s + 15.0)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        if child is not None:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            _stop_leftovers(child)
+
+
+def _wait(child: subprocess.Popen[bytes], stopping: Callable[[], bool], grace_s: float) -> int:
+    """The child's exit status; it is killed if it is still draining `grace_s` after a stop."""
+    deadline: float | None = None
+    while True:
+        try:
+            return child.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        if stopping() and deadline is None:
+            deadline = time.monotonic() + grace_s
+        if deadline is not None and time.monotonic() > deadline:
+            child.kill()  # the drain overran its own timeout by far

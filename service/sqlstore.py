@@ -3,18 +3,33 @@
 Each store writes its SQL once with `?` markers in a base class; these mixins supply the
 connection: one shared aiosqlite connection in WAL mode for the embedded default, or a small
 autocommit psycopg pool for PostgreSQL. `_sql` turns the markers into the driver's.
+
+The pool checks each connection before lending it, so after a PostgreSQL restart the stale
+connections are replaced instead of failing one request each; while the server is down the pool
+reconnects with backoff and a request waits at most `POOL_WAIT_S` for it (then the task API
+answers 503, `service.api_outage`). `exclusive` is a lock shared by every process on the
+database (a transaction-scoped advisory lock), released by PostgreSQL if its holder dies.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["PostgresConnection", "SqliteConnection", "is_postgres_url"]
+__all__ = ["POOL_WAIT_S", "LockBusy", "PostgresConnection", "SqliteConnection", "is_postgres_url"]
+
+POOL_WAIT_S = 5.0
+"""How long a statement waits for a connection while the server is unreachable."""
+
+
+class LockBusy(Exception):
+    """`exclusive` waited longer than it was allowed to."""
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -31,6 +46,7 @@ class SqliteConnection:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._named: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.placeholder)
@@ -51,6 +67,27 @@ class SqliteConnection:
         async with conn.execute(sql, params) as cur:
             return list(await cur.fetchall())
 
+    @asynccontextmanager
+    async def exclusive(self, name: str, wait_s: float) -> AsyncIterator[None]:
+        """Hold `name` in this process (SQLite serves one process: the embedded default)."""
+        lock, users = self._named.get(name, (asyncio.Lock(), 0))
+        self._named[name] = (lock, users + 1)
+        try:
+            try:
+                await asyncio.wait_for(lock.acquire(), wait_s)
+            except TimeoutError:
+                raise LockBusy(name) from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:  # forget the lock once nobody holds or waits for it
+            lock, users = self._named[name]
+            if users == 1:
+                del self._named[name]
+            else:
+                self._named[name] = (lock, users - 1)
+
     async def close(self) -> None:
         """Close the connection."""
         async with self._lock:
@@ -70,6 +107,8 @@ class PostgresConnection:
             min_size=1,
             max_size=4,
             kwargs={"autocommit": True, "prepare_threshold": 0},
+            check=AsyncConnectionPool.check_connection,
+            timeout=POOL_WAIT_S,
             open=False,
         )
 
@@ -81,6 +120,24 @@ class PostgresConnection:
         async with self.pool.connection() as conn:
             cur = await conn.execute(sql, params)
             return list(await cur.fetchall()) if cur.description else []
+
+    @asynccontextmanager
+    async def exclusive(self, name: str, wait_s: float) -> AsyncIterator[None]:
+        """Hold `name` across every process on this database, waiting at most `wait_s`.
+
+        A transaction-scoped advisory lock on one pooled connection: released at the end of
+        the block, or by the server when the holder's connection dies with it.
+        """
+        import psycopg
+
+        async with self.pool.connection() as conn, conn.transaction():
+            timeout = f"{max(1, int(wait_s * 1000))}ms"
+            await conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
+            try:
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+            except psycopg.errors.LockNotAvailable:
+                raise LockBusy(name) from None
+            yield
 
     async def close(self) -> None:
         """Close the pool."""

@@ -40,11 +40,13 @@ def task_status(thread_status: str, values: Mapping[str, Any], waiting: bool) ->
         return "running"
     if waiting or thread_status == "interrupted":
         return "waiting_for_approval"
-    if thread_status == "error":
-        return "failed"
     report = values.get("report")
     if isinstance(report, dict):
+        # The team finished: its report is the task's fate, even when a write after the
+        # delivery failed and left the thread in error (`service.run_outcome` logs it so too).
         return "failed" if report.get("status") == "failed" else "completed"
+    if thread_status == "error":
+        return "failed"
     return "queued"
 
 

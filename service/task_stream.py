@@ -4,7 +4,8 @@ The stream is a tail of the ledger, not of the run: it polls the task's event lo
 client's cursor, so a client that reconnects with its `last_event_id` misses nothing and sees
 nothing twice, whichever instance it reaches. It ends once a terminal event is sent and the
 server agrees the task is finished; while idle it reconciles, so a run whose driver died with its
-instance still ends the stream.
+instance still ends the stream. While PostgreSQL or Redis is unreachable it closes with 1013
+(try again later) and the client resumes from its last event id.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from service.api_errors import ApiError
 from service.api_models import ErrorDetail, StreamMessage, event_view
+from service.api_outage import OUTAGE_TYPES, is_outage
 from service.api_session import Session
-from service.run_driver import reconcile
+from service.run_outcome import reconcile
 from service.task_state import state_values, task_status, with_values
 
 TERMINAL_KINDS = frozenset({"WorkflowCompleted", "WorkflowFailed"})
@@ -80,6 +82,11 @@ async def pump_events(ws: WebSocket, sess: Session, task_id: str, cursor: int) -
         return
     except ApiError as exc:
         await stream_error(ws, exc.code, exc.message, 4000 + min(exc.status_code, 999))
+    except OUTAGE_TYPES as exc:
+        if not is_outage(exc):
+            raise
+        # 1013 "try again later": the client reconnects with its last event id.
+        await stream_error(ws, "unavailable", "a service the stream reads is unavailable", 1013)
     finally:
         watcher.cancel()
         if ws.application_state == WebSocketState.CONNECTED and closed.is_set():

@@ -373,6 +373,7 @@ class PostgresLedger(Ledger):
             min_size=1,
             max_size=max_size,
             kwargs={"autocommit": True, "prepare_threshold": 0},
+            check=AsyncConnectionPool.check_connection,  # replace connections a restart broke
             open=False,
         )
         await pool.open(wait=True)

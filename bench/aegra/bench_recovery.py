@@ -20,6 +20,7 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from service.settings import Settings
 from tests.integration.aegra import harness
@@ -52,7 +53,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="strategos-bench-aegra-"))
     script = harness.crash_script(tmp / "script.json", latency_s=LATENCY_S)
     prefix = f"strategos-bench:{uuid.uuid4().hex[:8]}:"
-    rounds: list[dict[str, object]] = []
+    rounds: list[dict[str, Any]] = []
     results: list[harness.CrashResult] = []
     with harness.fresh_database() as database_url:
         env = harness.server_env(tmp, database_url, script, prefix)
@@ -65,8 +66,8 @@ def main() -> None:
                 # Alternate: kill the fresh instance, then the long-lived one.
                 survivor, victim = (live, fresh) if k % 2 == 0 else (fresh, live)
                 live = survivor
-                out = tmp / f"out{k}"
-                result = harness.crash_once(survivor, victim, database_url, out, args.tasks)
+                data_dir = Path(env["STRATEGOS_DATA_DIR"])  # deliveries: one folder per task
+                result = harness.crash_once(survivor, victim, database_url, data_dir, args.tasks)
                 problems = check(result)
                 results.append(result)
                 row = asdict(result)
@@ -85,7 +86,7 @@ def main() -> None:
             harness.clean_redis(prefix)
 
     serve = Settings()
-    data = {
+    data: dict[str, Any] = {
         "benchmark": "aegra recovery after SIGKILL",
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -96,7 +97,7 @@ def main() -> None:
             "model_latency_s": LATENCY_S,
             "tasks_per_kill": args.tasks,
         },
-        "summary": harness.summary(results) | {"problems": sum(len(r["problems"]) for r in rounds)},  # type: ignore[arg-type]
+        "summary": harness.summary(results) | {"problems": sum(len(r["problems"]) for r in rounds)},
         "rounds": rounds,
     }
     harness.dump(args.out, data)

@@ -52,15 +52,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new database on the machine's PostgreSQL (Aegra cannot use a schema), dropped after."""
+def fresh_database(admin_url: str = PG_URL) -> Iterator[str]:
+    """A new database on the server of `admin_url` (Aegra cannot use a schema), dropped after.
+
+    By default the machine's PostgreSQL; fault tests pass a throwaway server of their own.
+    """
     name = f"strategos_t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield urlsplit(PG_URL)._replace(path=f"/{name}").geturl()
+        yield urlsplit(admin_url)._replace(path=f"/{name}").geturl()
     finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -78,11 +81,11 @@ def crash_script(path: Path, latency_s: float) -> Path:
     return write_script(path, crash_rules(), latency_s=latency_s)
 
 
-def clean_redis(prefix: str) -> None:
+def clean_redis(prefix: str, url: str = REDIS_URL) -> None:
     """Drop the session's Redis keys (queue, pub/sub caches) without touching others."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(url)
     try:
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
@@ -127,16 +130,20 @@ class Instance:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def server_env(tmp: Path, database_url: str, script: Path, redis_prefix: str) -> dict[str, str]:
+def server_env(
+    tmp: Path, database_url: str, script: Path, redis_prefix: str, redis_url: str = REDIS_URL
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STRATEGOS_"))}
     env.update(
         STRATEGOS_DATA_DIR=str(tmp / "data"),
         STRATEGOS_DATABASE_URL=database_url,
-        STRATEGOS_REDIS_URL=REDIS_URL,
+        STRATEGOS_REDIS_URL=redis_url,
         STRATEGOS_REDIS_PREFIX=redis_prefix,
         STRATEGOS_SCRIPTED_MODEL=str(script),
         STRATEGOS_MEMORY_ENABLED="false",
         STRATEGOS_MEMORY_GRAPH_ENABLED="false",
+        # The operator's policy: these scripted tasks may deliver without a human.
+        STRATEGOS_AUTO_APPROVE='["*"]',
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",
     )
@@ -206,21 +213,26 @@ class CrashResult:
 
 def _rows(database_url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query, params).fetchall()
 
 
-async def submit(url: str, count: int, out_root: Path) -> dict[str, str]:
+def delivered_file(data_dir: Path, thread_id: str, name: str = "solution.py") -> Path:
+    """Where a served run delivers: the task's own folder under the instances' data dir."""
+    return data_dir / "tasks" / thread_id / "delivered" / name
+
+
+async def submit(url: str, count: int) -> dict[str, str]:
     """Create `count` threads and one background run each; thread id → run id."""
     runs: dict[str, str] = {}
     async with get_client(url=url) as client:
-        for i in range(count):
+        for _ in range(count):
             thread = await client.threads.create()
             tid = thread["thread_id"]
             run = await client.runs.create(
                 tid,
                 GRAPH_ID,
                 input={"goal": GOAL},
-                context={"approve": "auto", "out_dir": str(out_root / str(i))},
+                context={"approve": "auto"},
             )
             runs[tid] = run["run_id"]
     return runs
@@ -230,7 +242,7 @@ def crash_once(
     survivor: Instance,
     victim: Instance,
     database_url: str,
-    out_root: Path,
+    data_dir: Path,
     tasks: int,
     *,
     min_orphans: int = 1,
@@ -242,7 +254,7 @@ def crash_once(
     its pid until the reaper frees them and a survivor's worker claims them again.
     """
     started = time.monotonic()
-    runs = asyncio.run(submit(survivor.url, tasks, out_root))
+    runs = asyncio.run(submit(survivor.url, tasks))
     victim_tag = f"-{victim.child_pid()}-worker-"
     deadline = time.monotonic() + 60
     orphans: list[str] = []
@@ -324,8 +336,8 @@ def crash_once(
             threads,
         )
     )
-    for i, tid in enumerate(threads):
-        delivered = out_root / str(i) / "solution.py"
+    for tid in threads:
+        delivered = delivered_file(data_dir, tid)
         done_at = completed.get(tid)
         # The file is replaced atomically (new inode); a repeated delivery would change it
         # after the ledger recorded the first one as completed.

@@ -34,7 +34,8 @@ def test_sigkill_one_instance_every_task_finishes_once(tmp_path: Path) -> None:
             harness.wait_ready(survivor)
             victim = harness.start("victim", tmp_path, env)
             harness.wait_ready(victim)
-            result = harness.crash_once(survivor, victim, database_url, tmp_path / "out", TASKS)
+            data_dir = Path(env["STRATEGOS_DATA_DIR"])
+            result = harness.crash_once(survivor, victim, database_url, data_dir, TASKS)
         finally:
             for instance in (survivor, victim):
                 if instance is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from langgraph_sdk import get_client
@@ -25,6 +24,7 @@ from tests.integration.test_langgraph_server import (
     GRAPH_ID,
     PLAIN_ADD,
     Server,
+    assert_ledgered,
     assert_waiting_for_approval,
     custom,
     interrupts,
@@ -36,11 +36,14 @@ from tests.integration.test_langgraph_server import (
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def as_server(deployment: Deployment, which: str, out_dir: Path) -> Server:
+def as_server(deployment: Deployment, which: str) -> Server:
     """The `langgraph dev` test's Server record, so its helpers work unchanged."""
     instance = deployment.a if which == "a" else deployment.b
     return Server(
-        url=instance.url, out_dir=out_dir, data_dir=deployment.tmp / "data", log=instance.log
+        url=instance.url,
+        data_dir=deployment.tmp / "data",
+        log=instance.log,
+        ledger_url=deployment.database_url,
     )
 
 
@@ -51,11 +54,11 @@ async def clients(aegra: Deployment) -> AsyncIterator[tuple[LangGraphClient, Lan
 
 
 async def test_reject_then_approve_across_instances(
-    aegra: Deployment, clients: tuple[LangGraphClient, LangGraphClient], tmp_path: Path
+    aegra: Deployment, clients: tuple[LangGraphClient, LangGraphClient]
 ) -> None:
     client_a, client_b = clients
-    server_a = as_server(aegra, "a", tmp_path / "out")
-    server_b = as_server(aegra, "b", tmp_path / "out")
+    server_a = as_server(aegra, "a")
+    server_b = as_server(aegra, "b")
     thread_id = (await client_a.threads.create())["thread_id"]
 
     # 1. Through instance a: the team works until it asks a human to approve the delivery.
@@ -75,7 +78,7 @@ async def test_reject_then_approve_across_instances(
     state = await assert_waiting_for_approval(client_b, server_b, thread_id, second)
     assert values_of(state)["iteration"] == 2
 
-    # 3. Approval delivers the reworked version.
+    # 3. Approval delivers the reworked version into the task's own folder.
     third = await stream_run(
         client_a, server_a, thread_id, command={"resume": {"approved": True, "comment": "ship it"}}
     )
@@ -88,8 +91,10 @@ async def test_reject_then_approve_across_instances(
     assert report["status"] == "delivered"
     assert report["approval"] == {"approved": True, "comment": "ship it"}
     assert report["iterations"] == 2
-    assert (server_a.out_dir / "solution.py").read_text() == DOCUMENTED_ADD
-    assert json.loads((server_a.out_dir / "REPORT.json").read_text()) == report
+    delivered = server_a.delivered(thread_id)
+    assert (delivered / "solution.py").read_text() == DOCUMENTED_ADD
+    assert json.loads((delivered / "REPORT.json").read_text()) == report
+    await assert_ledgered(server_a, thread_id, answers=["ApprovalRejected", "ApprovalGiven"])
 
     history = await client_a.threads.get_history(thread_id, limit=100)
     assert [h["next"] for h in history].count(["approval"]) == 2
@@ -101,11 +106,11 @@ async def test_reject_then_approve_across_instances(
 
 
 async def test_second_run_on_a_busy_thread_is_rejected(
-    aegra: Deployment, clients: tuple[LangGraphClient, LangGraphClient], tmp_path: Path
+    aegra: Deployment, clients: tuple[LangGraphClient, LangGraphClient]
 ) -> None:
     client_a, client_b = clients
     thread_id = (await client_a.threads.create())["thread_id"]
-    context = {"approve": "auto", "out_dir": str(tmp_path / "out")}
+    context = {"approve": "auto"}  # the deployment's policy (STRATEGOS_AUTO_APPROVE) allows it
     first = await client_a.runs.create(thread_id, GRAPH_ID, input={"goal": GOAL}, context=context)
 
     # On either instance, whatever strategy is asked for: one writer per thread.
@@ -132,11 +137,11 @@ async def test_second_run_on_a_busy_thread_is_rejected(
 
 
 async def test_racing_submissions_start_one_run(
-    aegra: Deployment, clients: tuple[LangGraphClient, LangGraphClient], tmp_path: Path
+    aegra: Deployment, clients: tuple[LangGraphClient, LangGraphClient]
 ) -> None:
     client_a, client_b = clients
     thread_id = (await client_a.threads.create())["thread_id"]
-    context = {"approve": "auto", "out_dir": str(tmp_path / "out")}
+    context = {"approve": "auto"}
     outcomes = await asyncio.gather(
         *(
             client.runs.create(thread_id, GRAPH_ID, input={"goal": GOAL}, context=context)

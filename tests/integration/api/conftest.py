@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,18 +76,21 @@ class ApiServer:
         return f"{_log_tail(self.log)}\n--- peer ---\n{_log_tail(self.peer_log)}"
 
 
-def _limits_env(script: Path, prefix: str) -> dict[str, str]:
+def _limits_env(script: Path, prefix: str, redis_url: str = REDIS_URL) -> dict[str, str]:
     """What both servers get: the script, the keys, the limits and the Redis gauges."""
     return {
         "STRATEGOS_SCRIPTED_MODEL": str(script),
         "STRATEGOS_API_KEYS": ",".join(f"{t}:{k}" for t, k in KEYS.items()),
         "STRATEGOS_TENANT_LIMITS": json.dumps(TENANT_LIMITS),
-        "STRATEGOS_REDIS_URL": REDIS_URL,
+        "STRATEGOS_REDIS_URL": redis_url,
         "STRATEGOS_REDIS_PREFIX": prefix,
         "STRATEGOS_BACKPRESSURE_MAX_MODEL_429_PER_MIN": str(MODEL_429_THRESHOLD),
         "STRATEGOS_BACKPRESSURE_MAX_QUEUE": "50",
         "STRATEGOS_MEMORY_ENABLED": "false",
         "STRATEGOS_MEMORY_GRAPH_ENABLED": "false",
+        # The operator's policy: alice's tasks may deliver without a human (`approve: auto`);
+        # everyone else's wait for one.
+        "STRATEGOS_AUTO_APPROVE": json.dumps(["alice"]),
     }
 
 
@@ -111,10 +114,18 @@ def run_api_server(
     backend: str = "langgraph-dev",
     *,
     latency_s: float = 0.0,
+    pg_url: str = harness.PG_URL,
+    redis_url: str = REDIS_URL,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[ApiServer]:
-    """Serve the façade in `tmp` on `backend` with the tenants' keys and this script."""
+    """Serve the façade in `tmp` on `backend` with the tenants' keys and this script.
+
+    Aegra's database is created on the server of `pg_url`, and its queue and the limits use
+    `redis_url` (the machine's by default; fault tests bring servers they may restart).
+    `extra_env` is added last (a test's own keys, policy or memory settings).
+    """
     if backend == "aegra":
-        with _run_on_aegra(tmp, rules, latency_s) as server:
+        with _run_on_aegra(tmp, rules, latency_s, pg_url, redis_url, extra_env or {}) as server:
             yield server
         return
     script = write_script(tmp / "script.json", rules, latency_s=latency_s)
@@ -125,6 +136,7 @@ def run_api_server(
         LANGGRAPH_CLI_NO_ANALYTICS="1",
         LANGGRAPH_NO_VERSION_CHECK="true",
     )
+    env.update(extra_env or {})
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "server.log"
@@ -160,13 +172,21 @@ def run_api_server(
 
 
 @contextmanager
-def _run_on_aegra(tmp: Path, rules: list[dict[str, Any]], latency_s: float) -> Iterator[ApiServer]:
+def _run_on_aegra(
+    tmp: Path,
+    rules: list[dict[str, Any]],
+    latency_s: float,
+    pg_url: str,
+    redis_url: str,
+    extra_env: Mapping[str, str],
+) -> Iterator[ApiServer]:
     """Two `strategos serve` instances over a fresh database; requests go to the first."""
     script = write_script(tmp / "script.json", rules, latency_s=latency_s)
     prefix = f"strategos-test-{uuid.uuid4().hex[:8]}"
-    with harness.fresh_database() as database_url:
-        env = harness.server_env(tmp, database_url, script, prefix)
-        env.update(_limits_env(script, prefix))
+    with harness.fresh_database(pg_url) as database_url:
+        env = harness.server_env(tmp, database_url, script, prefix, redis_url)
+        env.update(_limits_env(script, prefix, redis_url))
+        env.update(extra_env)
         first = harness.start("a", tmp, env)
         second = None
         try:
@@ -188,7 +208,7 @@ def _run_on_aegra(tmp: Path, rules: list[dict[str, Any]], latency_s: float) -> I
             for instance in (first, second):
                 if instance is not None:
                     instance.stop()
-            harness.clean_redis(prefix)
+            harness.clean_redis(prefix, redis_url)
 
 
 @pytest.fixture(scope="package", params=BACKENDS)

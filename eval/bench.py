@@ -46,16 +46,14 @@ def _goal(task: CodingTask) -> str:
     )
 
 
-async def _team(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
-    graph = compile_team(InMemorySaver())
+async def _run_team(graph: Any, task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
+    """Run a team graph on one task; its best code and what it cost."""
     config: RunnableConfig = {
         "configurable": {"thread_id": task.task_id},
         "recursion_limit": recursion_limit(deps.limits(ctx).max_steps),
     }
     state = await graph.ainvoke(
-        {"goal": _goal(task), "entry_point": task.entry_point},
-        config,
-        context=ctx,
+        {"goal": _goal(task), "entry_point": task.entry_point}, config, context=ctx
     )
     best = state.get("best")
     files = best["files"] if best else state.get("files", {})
@@ -100,31 +98,11 @@ async def _plain(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
     return {"code": code, "iterations": 1, "stop_reason": "", **usage_of(reply)}
 
 
-async def _selection(task: CodingTask, ctx: TeamContext, settings: Settings) -> dict[str, Any]:
-    graph = compile_selection_team(InMemorySaver(), settings)
-    config: RunnableConfig = {
-        "configurable": {"thread_id": task.task_id},
-        "recursion_limit": recursion_limit(deps.limits(ctx).max_steps),
-    }
-    state = await graph.ainvoke(
-        {"goal": _goal(task), "entry_point": task.entry_point}, config, context=ctx
-    )
-    best = state.get("best")
-    files = best["files"] if best else state.get("files", {})
-    usage = state.get("usage", {})
-    return {
-        "code": files.get(MAIN_FILE, ""),
-        "iterations": state.get("iteration", 0),
-        "stop_reason": state.get("stop_reason", ""),
-        **{k: usage.get(k, 0) for k in ("model_calls", "prompt_tokens", "completion_tokens")},
-    }
-
-
 async def _outcome(task: CodingTask, mode: str, ctx: TeamContext, settings: Settings) -> Any:
     if mode == "team":
-        return await _team(task, ctx)
+        return await _run_team(compile_team(InMemorySaver()), task, ctx)
     if mode == "selection":
-        return await _selection(task, ctx, settings)
+        return await _run_team(compile_selection_team(InMemorySaver(), settings), task, ctx)
     if mode == "plain":
         return await _plain(task, ctx)
     return await _single_shot(task, ctx, settings.structured_retries)

@@ -41,6 +41,7 @@ from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.settings import Settings, get_settings
+from service.sqlstore import LockBusy, NamedLocks
 
 __all__ = [
     "Backpressure",
@@ -102,10 +103,6 @@ def limits_for(settings: Settings, tenant: str) -> TenantLimits:
     return TenantLimits.model_validate(base)
 
 
-class LockBusy(Exception):
-    """Another request (maybe on another instance) held the lock for longer than we waited."""
-
-
 @dataclass(frozen=True)
 class Backpressure:
     """Why new work is refused right now, and when to come back."""
@@ -137,7 +134,7 @@ class LimitStore:
         self._inflight: dict[str, float] = {}
         self._model_429: list[float] = []
         self._lock = asyncio.Lock()
-        self._named: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._named = NamedLocks()
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -169,23 +166,8 @@ class LimitStore:
         than `wait_s` raises `LockBusy`.
         """
         if self.redis is None:
-            local, users = self._named.get(name, (asyncio.Lock(), 0))
-            self._named[name] = (local, users + 1)
-            try:
-                try:
-                    await asyncio.wait_for(local.acquire(), wait_s)
-                except TimeoutError:
-                    raise LockBusy(name) from None
-                try:
-                    yield
-                finally:
-                    local.release()
-            finally:  # forget the lock once nobody holds or waits for it
-                local, users = self._named[name]
-                if users == 1:
-                    del self._named[name]
-                else:
-                    self._named[name] = (local, users - 1)
+            async with self._named.hold(name, wait_s):
+                yield
             return
         shared = self.redis.lock(
             self._key("lock", name), timeout=hold_s, blocking_timeout=wait_s, thread_local=False

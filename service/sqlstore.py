@@ -22,14 +22,53 @@ from typing import Any
 import aiosqlite
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["POOL_WAIT_S", "LockBusy", "PostgresConnection", "SqliteConnection", "is_postgres_url"]
+__all__ = [
+    "POOL_WAIT_S",
+    "LockBusy",
+    "NamedLocks",
+    "PostgresConnection",
+    "SqliteConnection",
+    "is_postgres_url",
+]
 
 POOL_WAIT_S = 5.0
 """How long a statement waits for a connection while the server is unreachable."""
 
 
 class LockBusy(Exception):
-    """`exclusive` waited longer than it was allowed to."""
+    """A named lock was held for longer than the caller was willing to wait."""
+
+
+class NamedLocks:
+    """In-process locks by name, each forgotten once nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._named: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        """How many names are held or waited for."""
+        return len(self._named)
+
+    @asynccontextmanager
+    async def hold(self, name: str, wait_s: float) -> AsyncIterator[None]:
+        """Hold `name`; waiting longer than `wait_s` raises `LockBusy`."""
+        lock, users = self._named.get(name, (asyncio.Lock(), 0))
+        self._named[name] = (lock, users + 1)
+        try:
+            try:
+                await asyncio.wait_for(lock.acquire(), wait_s)
+            except TimeoutError:
+                raise LockBusy(name) from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            lock, users = self._named[name]
+            if users == 1:
+                del self._named[name]
+            else:
+                self._named[name] = (lock, users - 1)
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -46,7 +85,7 @@ class SqliteConnection:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._named: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._named = NamedLocks()
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.placeholder)
@@ -70,23 +109,8 @@ class SqliteConnection:
     @asynccontextmanager
     async def exclusive(self, name: str, wait_s: float) -> AsyncIterator[None]:
         """Hold `name` in this process (SQLite serves one process: the embedded default)."""
-        lock, users = self._named.get(name, (asyncio.Lock(), 0))
-        self._named[name] = (lock, users + 1)
-        try:
-            try:
-                await asyncio.wait_for(lock.acquire(), wait_s)
-            except TimeoutError:
-                raise LockBusy(name) from None
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:  # forget the lock once nobody holds or waits for it
-            lock, users = self._named[name]
-            if users == 1:
-                del self._named[name]
-            else:
-                self._named[name] = (lock, users - 1)
+        async with self._named.hold(name, wait_s):
+            yield
 
     async def close(self) -> None:
         """Close the connection."""

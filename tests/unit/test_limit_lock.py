@@ -29,4 +29,4 @@ async def test_one_holder_at_a_time_a_late_waiter_gives_up_and_nothing_is_kept()
         async with store.lock("task:1", hold_s=10, wait_s=0.05):
             pass
     await first
-    assert store._named == {}, "a lock nobody holds or waits for is forgotten"
+    assert len(store._named) == 0, "a lock nobody holds or waits for is forgotten"

@@ -8,10 +8,10 @@ server's auth (`service.auth`) applies to every call as well: another tenant's t
 
 Events are the ledger's append-only log of the thread (`tools.ledger`), whose per-thread ids
 increase by one in commit order, so `?after=<id>` pages and `last_event_id` resumes a stream
-without gaps or duplicates. Besides what the tool gateway writes there, the façade appends the
-workflow's lifecycle (WorkflowStarted, ApprovalRequested, ApprovalGiven/Rejected,
-WorkflowCompleted/Failed) and the team's live progress (the nodes' custom stream events, as
-`AgentProgress`), so a reconnecting client replays those too.
+without gaps or duplicates. Besides what the tool gateway writes there (the approval's one
+question and one answer among it), the façade appends the workflow's lifecycle (WorkflowStarted,
+WorkflowPaused, WorkflowCompleted/Failed) and the team's live progress (the nodes' custom stream
+events, as `AgentProgress`), so a reconnecting client replays those too.
 
 Every error is `{"error": {"code": …, "message": …}}` with a stable code:
 
@@ -45,7 +45,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import httpx
 from fastapi import FastAPI, Header, Path, Query, Request, WebSocket, status
@@ -382,12 +382,7 @@ async def approve_task(task_id: TaskId, body: ApproveRequest, sess: SessionDep) 
         interrupts = pending_interrupts(state)
         if task_status(str(thread["status"]), values, bool(interrupts)) != "waiting_for_approval":
             raise ApiError(409, "not_waiting_for_approval", "the task is not waiting for approval")
-        kind: Literal["ApprovalGiven", "ApprovalRejected"] = (
-            "ApprovalGiven" if body.approved else "ApprovalRejected"
-        )
-        await sess.facade.ledger.append_event(
-            tid, kind, {"comment": body.comment, "by": sess.identity.tenant}
-        )
+        # The answer is logged once, by the gateway, when the resumed run consumes it.
         metadata = thread.get("metadata") or {}
         options = TaskOptions.model_validate(
             {"approve": "ask", "use_memory": True}

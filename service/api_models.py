@@ -151,6 +151,7 @@ _TYPES: dict[str, EventType] = {
     "WorkflowStarted": "lifecycle",
     "WorkflowCompleted": "lifecycle",
     "WorkflowFailed": "lifecycle",
+    "WorkflowPaused": "lifecycle",
     "AgentProgress": "progress",
     "ActivityScheduled": "tool",
     "ActivityCompleted": "tool",

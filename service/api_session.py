@@ -68,7 +68,7 @@ class Facade:
         """Wait until this process's driver of the task has logged its run's outcome.
 
         A client may see the thread waiting (the server's state) a moment before the driver
-        has appended ApprovalRequested; answering in between would log the answer first.
+        has appended WorkflowPaused; answering in between would log the answer first.
         """
         task = self._latest.get(task_id)
         if task is not None and not task.done():

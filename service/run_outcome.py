@@ -8,8 +8,9 @@ restart, a broken connection or an error event of the transport says nothing abo
 the run may have gone on, been re-queued by the lease reaper and finished elsewhere. So:
 
 - a run with a report is `WorkflowCompleted` (or `WorkflowFailed` if the team gave up), one
-  waiting for an answer is `ApprovalRequested`, and only a run that ended without either is a
-  failure (`WorkflowFailed` and a dead letter);
+  waiting for an answer is `WorkflowPaused` (the question itself is the gateway's one
+  `ApprovalRequested`, and the answer its one `ApprovalGiven`/`ApprovalRejected`), and only a run
+  that ended without either is a failure (`WorkflowFailed` and a dead letter);
 - reads are retried with backoff while the server or the database is unreachable; if they stay
   unreachable past the budget, nothing is written and `reconcile` logs the outcome later;
 - the dead letter (one per run) is written before the event, and the event is written once per
@@ -102,12 +103,12 @@ class Outcome:
 
     def event(
         self, run_id: str
-    ) -> tuple[Literal["WorkflowFailed", "ApprovalRequested", "WorkflowCompleted"], dict[str, Any]]:
+    ) -> tuple[Literal["WorkflowFailed", "WorkflowPaused", "WorkflowCompleted"], dict[str, Any]]:
         """The ledger event that logs this outcome: its kind and data."""
         if (error := self.failure()) is not None:
             return "WorkflowFailed", {"run_id": run_id, "error": error}
         if self.interrupts:
-            return "ApprovalRequested", {"run_id": run_id, "request": self.interrupts[0]}
+            return "WorkflowPaused", {"run_id": run_id, "request": self.interrupts[0]}
         report = self.report or {}
         kind: Literal["WorkflowCompleted", "WorkflowFailed"] = (
             "WorkflowFailed" if report.get("status") == "failed" else "WorkflowCompleted"

@@ -62,6 +62,7 @@ EventKind = Literal[
     "WorkflowStarted",
     "WorkflowCompleted",
     "WorkflowFailed",
+    "WorkflowPaused",
     "ActivityScheduled",
     "ActivityCompleted",
     "ActivityFailed",

@@ -11,6 +11,8 @@ incident exactly, not by sleeping and hoping:
   server restarted): every open connection is dead.
 - `LEDGER_FAILS_ONCE=1`: the first tool call raises `psycopg.OperationalError` inside its node.
 - `RECURSION_LIMIT=n`: runs get LangGraph recursion limit `n` whatever their step limit.
+- `DIE_INSIDE_SANDBOX=file`: SIGKILL while the local sandbox runs code (its child is running),
+  after writing this process's sandbox owner tag to `file` (to find what it left behind).
 
 Usage: python -m tests.e2e.faulty_cli run|resume|... (the CLI's own arguments)
 """
@@ -21,6 +23,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -56,7 +59,8 @@ def _kill_after_writes(node: str) -> None:
                 watched.append(config["configurable"]["checkpoint_id"])
             await _original(self, config, writes, task_id, task_path)
             if mine:
-                while watched[0] not in stored:
+                # Saved by this process, or already there (a resumed run's first node).
+                while watched[0] not in stored and await self.aget_tuple(config) is None:
                     await asyncio.sleep(0.01)
                 os.kill(os.getpid(), signal.SIGKILL)
 
@@ -115,6 +119,17 @@ def _ledger_fails_once() -> None:
     ToolGateway.call = call  # type: ignore[method-assign]
 
 
+def _die_inside_sandbox(tag_file: str) -> None:
+    from tools.sandbox.local import LocalSandbox
+    from tools.sandbox.markers import current_owner
+
+    async def _supervise(self: LocalSandbox, *args: Any, **kwargs: Any) -> Any:
+        Path(tag_file).write_text(current_owner().tag)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    LocalSandbox._supervise = _supervise  # type: ignore[method-assign]
+
+
 def _install() -> None:
     if node := os.environ.get("DIE_AFTER_WRITES_OF"):
         _kill_after_writes(node)
@@ -124,6 +139,8 @@ def _install() -> None:
         _fault_after_reply(role, refuse_new=False)
     if os.environ.get("LEDGER_FAILS_ONCE") == "1":
         _ledger_fails_once()
+    if tag_file := os.environ.get("DIE_INSIDE_SANDBOX"):
+        _die_inside_sandbox(tag_file)
     if limit := os.environ.get("RECURSION_LIMIT"):
         tasks.recursion_limit = lambda max_steps: int(limit)  # type: ignore[assignment]
 

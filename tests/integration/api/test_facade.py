@@ -157,9 +157,18 @@ async def test_owner_rejects_then_approves_and_the_task_is_delivered(
     kinds = [e["kind"] for e in events]
     assert kinds[0] == "WorkflowStarted"
     assert kinds[-1] == "WorkflowCompleted"
-    asked = [e for e in events if e["kind"] == "ApprovalRequested" and "request" in e["data"]]
-    assert [e["data"]["request"]["kind"] for e in asked] == ["approval_request"] * 2
-    assert "ApprovalRejected" in kinds and "ApprovalGiven" in kinds
+    paused = [e for e in events if e["kind"] == "WorkflowPaused"]
+    assert [e["data"]["request"]["kind"] for e in paused] == ["approval_request"] * 2
+    # One question and one answer per round, in order, answered by the task's owner.
+    approvals = [e for e in events if e["type"] == "approval"]
+    assert [e["kind"] for e in approvals] == [
+        "ApprovalRequested",
+        "ApprovalRejected",
+        "ApprovalRequested",
+        "ApprovalGiven",
+    ], kinds
+    assert all(e["data"]["tool"] == "deliver_files" for e in approvals[::2])
+    assert {e["data"]["approver"] for e in approvals[1::2]} == {"human (alice)"}
     rejection = events[kinds.index("ApprovalRejected")]
     assert rejection["data"]["comment"] == COMMENT and rejection["type"] == "approval"
     assert any(e["type"] == "progress" and e["data"].get("role") == "coder" for e in events)

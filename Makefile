@@ -26,7 +26,7 @@ run: setup model
 	$(BIN)/strategos run "$$GOAL" --approve $(APPROVE) --out $(OUT)
 
 test: setup services model
-	$(BIN)/python -m pytest -q -ra tests
+	$(BIN)/python -m pytest -q -ra --durations=25 tests
 
 setup: system-deps $(STAMP)
 

@@ -23,16 +23,16 @@ from rich.table import Table
 from eval.checking import run_hidden_tests
 from eval.datasets import CodingTask, load_dataset
 from graphs.context import TeamContext
-from graphs.team import compile_team
+from graphs.deps import text_of
 from nodes.candidates import extract_code
 from nodes.coder import MAIN_FILE, CodeEdit
 from nodes.prompting import PIPELINE_PROMPTS
 from nodes.prompts import load_prompt
 from service import deps
-from service.models import StructuredOutputError, chat_model, structured_call, text_of, usage_of
+from service.models import StructuredOutputError, chat_model, structured_call, usage_of
 from service.settings import Settings
 from service.tasks import recursion_limit
-from service.team_deps import compile_team as compile_selection_team
+from service.team_deps import compile_pipeline, compile_selection
 from tools.builtin import default_registry
 from tools.gateway import ToolGateway
 from tools.ledger import open_ledger
@@ -100,9 +100,9 @@ async def _plain(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
 
 async def _outcome(task: CodingTask, mode: str, ctx: TeamContext, settings: Settings) -> Any:
     if mode == "team":
-        return await _run_team(compile_team(InMemorySaver()), task, ctx)
+        return await _run_team(compile_pipeline(InMemorySaver(), settings), task, ctx)
     if mode == "selection":
-        return await _run_team(compile_selection_team(InMemorySaver(), settings), task, ctx)
+        return await _run_team(compile_selection(InMemorySaver(), settings), task, ctx)
     if mode == "plain":
         return await _plain(task, ctx)
     return await _single_shot(task, ctx, settings.structured_retries)

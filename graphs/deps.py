@@ -1,23 +1,28 @@
 """What the team's nodes need from the platform, as one typed object handed in at build time.
 
-Nodes of the execution-first core (`graphs/selection_team.py`) import nothing from `service/`:
-the service builds a `TeamDeps` once (`service.team_deps.ServiceDeps`) and the graph builder
-closes over it, so a test hands in its own and every dependency a node uses is visible here.
+Nodes import nothing from `service/`: the service builds a `TeamDeps` once
+(`service.team_deps.ServiceDeps`) and the graph builders (`graphs/team.py`,
+`graphs/selection_team.py`) close over it, so a test hands in its own and every dependency a
+node uses is visible here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from graphs.context import TeamContext
 from graphs.state import Usage
-from tools.gateway import ToolGateway
+from memory.episodic import EpisodicMemory
+from memory.graph import MemoryGraph
+from tools.gateway import SandboxLimits, ToolGateway
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,20 @@ class Sampling:
     repair_targets: int = 2
 
 
+@dataclass(frozen=True)
+class ModelServing:
+    """How a chat model is served, as plain data: prompts are counted the way it bills.
+
+    Which model object is the scripted one or talks to the bundled server is the service's
+    knowledge; the prompt assembler needs only these facts to pick a tokenizer.
+    """
+
+    scripted: bool = False
+    """The scripted test model, which bills len/4 tokens."""
+    local_url: str | None = None
+    """The bundled llama-server's base URL when the model is served by it (it has /tokenize)."""
+
+
 class Node[S](Protocol):
     """A node of the team as LangGraph calls it: the state (or a `Send` payload) and runtime."""
 
@@ -58,25 +77,57 @@ class ModelOutputError(RuntimeError):
         self.usage = usage
 
 
+def text_of(message: BaseMessage) -> str:
+    """A message's text, whether its content is a string or a list of parts.
+
+    Here, below both, because the nodes render the state's messages into prompts and the
+    service reads the model's replies with the same rule.
+    """
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in content)
+
+
 class TeamDeps(Protocol):
     """The platform as the nodes see it."""
 
     sampling: Sampling
+    prompt_budget: int
+    """Tokens one prompt may take (`STRATEGOS_PROMPT_TOKEN_BUDGET`): prompts are packed to fit."""
+    sandbox_limits: SandboxLimits
+    """Resource limits of one sandboxed test run of the pipeline's tester."""
 
     def run_context(self, runtime_context: Any) -> TeamContext:
         """The run's context, made safe for a served run (tenant, folder, policy, caps)."""
 
     def thread_id(self) -> str:
-        """The running task's id."""
+        """The running task's id ("local" outside a run)."""
 
     def limits(self, ctx: TeamContext) -> Limits:
         """Step, attempt and token limits in force."""
 
+    def destination(self, ctx: TeamContext, thread_id: str, fixed: str | None = None) -> Path:
+        """Where this run delivers: `fixed` (from state) if it is still allowed, else the default.
+
+        State can be edited by a client, so a fixed folder outside the run's delivery root
+        falls back to the default one.
+        """
+
     async def model(self, ctx: TeamContext) -> BaseChatModel:
         """The chat model for this run."""
 
+    def serving(self, model: BaseChatModel) -> ModelServing:
+        """How `model` is served, so its prompts are counted with its own tokenizer."""
+
     async def gateway(self, ctx: TeamContext) -> ToolGateway:
         """The one way a tool runs (validation, policy, ledger, sandbox)."""
+
+    async def memory(self, ctx: TeamContext) -> EpisodicMemory | None:
+        """Episodic memory of this run (None when memory is off): lessons, paged-out history."""
+
+    async def memory_graph(self, ctx: TeamContext) -> MemoryGraph | None:
+        """The memory graph in the tenant's namespace (None when memory or the graph is off)."""
 
     async def lessons(self, ctx: TeamContext, goal: str) -> list[str]:
         """Lessons of earlier similar tasks of this tenant (empty when memory is off)."""
@@ -87,6 +138,18 @@ class TeamDeps(Protocol):
         """One plain completion and what it cost."""
 
     async def ask_json[T: BaseModel](
-        self, model: BaseChatModel, system: str, user: str, schema: type[T]
+        self,
+        model: BaseChatModel,
+        system: str,
+        user: str,
+        schema: type[T],
+        *,
+        retries: int | None = None,
+        sample: bool = False,
     ) -> tuple[T, Usage]:
-        """A schema-constrained answer, validated (raises ModelOutputError)."""
+        """A schema-constrained answer, validated, with a bounded repair retry.
+
+        `retries` defaults to the deployment's (`STRATEGOS_STRUCTURED_RETRIES`); `sample`
+        decodes every attempt at a small temperature, since a greedy repair of failing code
+        tends to return that very code. Raises ModelOutputError, which carries the usage.
+        """

@@ -12,8 +12,9 @@ START → prepare ─Send×(1+N)─► sample ─┐
 One greedy answer and N sampled ones are decoded together on the model server's parallel
 slots; the tester proposes inputs once. `judge` runs every candidate on the goal's examples and
 those inputs in one sandboxed run and picks the largest agreeing cluster; `decide` (pure,
-`nodes/route.py`) routes from its verdict. Nodes get their dependencies as one typed `TeamDeps`
-at build time; `service.team_deps` builds the real one.
+`nodes/route.py`) routes from its verdict. Approval and delivery are the pipeline team's own
+steps (`nodes/approval.py`, `nodes/deliver.py`). Nodes get their dependencies as one typed
+`TeamDeps` at build time; `service.team_deps` builds the real one.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from graphs.context import TeamContext
 from graphs.deps import TeamDeps
 from graphs.selection_state import SelectionState
 from graphs.state import TeamInput
+from nodes.approval import make_approval
+from nodes.deliver import make_deliver
 from nodes.framing import make_conclude, make_prepare
 from nodes.judge import make_judge
 from nodes.probe import make_probe
@@ -78,13 +81,19 @@ def _routes(deps: TeamDeps) -> dict[str, Callable[..., Any]]:
     }
 
 
+def _destination(deps: TeamDeps) -> Callable[[TeamContext, str], str]:
+    """Where a run delivers by default (the folder `conclude` fixes before approval)."""
+
+    def destination(ctx: TeamContext, thread_id: str) -> str:
+        return str(deps.destination(ctx, thread_id))
+
+    return destination
+
+
 def build_selection_team(
     deps: TeamDeps,
-    approval: Callable[..., Any],
-    deliver: Callable[..., Any],
-    destination: Callable[[TeamContext, str], str],
 ) -> StateGraph[SelectionState, TeamContext, TeamInput, SelectionState]:
-    """The uncompiled graph; approval and delivery are the team's shared steps."""
+    """The uncompiled graph on `deps`; approval and delivery are the teams' shared steps."""
     builder = StateGraph(SelectionState, context_schema=TeamContext, input_schema=TeamInput)
     builder.add_node("prepare", make_prepare(deps))
     builder.add_node("sample", make_sample(deps), retry_policy=MODEL_RETRY)
@@ -92,9 +101,9 @@ def build_selection_team(
     builder.add_node("repair", make_repair(deps), retry_policy=MODEL_RETRY)
     builder.add_node("judge", make_judge(deps))
     builder.add_node("referee", make_referee(deps), retry_policy=MODEL_RETRY)
-    builder.add_node("conclude", make_conclude(deps, destination))
-    builder.add_node("approval", approval)
-    builder.add_node("deliver", deliver)
+    builder.add_node("conclude", make_conclude(deps, _destination(deps)))
+    builder.add_node("approval", make_approval(deps))
+    builder.add_node("deliver", make_deliver(deps))
     routes = _routes(deps)
     builder.add_edge(START, "prepare")
     builder.add_conditional_edges("prepare", routes["prepare"], ["sample"])
@@ -110,12 +119,8 @@ def build_selection_team(
 
 
 def compile_selection_team(
-    deps: TeamDeps,
-    approval: Callable[..., Any],
-    deliver: Callable[..., Any],
-    destination: Callable[[TeamContext, str], str],
-    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    deps: TeamDeps, checkpointer: BaseCheckpointSaver[Any] | None = None
 ) -> CompiledStateGraph[SelectionState, TeamContext, TeamInput, SelectionState]:
     """Compile with the given checkpointer (the server supplies its own when None)."""
-    builder = build_selection_team(deps, approval, deliver, destination)
+    builder = build_selection_team(deps)
     return builder.compile(checkpointer=checkpointer, name="coding-team-selection")

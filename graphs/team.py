@@ -1,7 +1,9 @@
 """The coding-team graph: supervisor → coder → tester → reviewer, with approval and delivery.
 
 Workers always report back to the supervisor, which routes with `Command(goto=...)`; the
-`destinations` make those edges visible to Studio and `?xray=true`.
+`destinations` make those edges visible to Studio and `?xray=true`. Nodes get their
+dependencies as one typed `TeamDeps` at build time; `service.team_deps` builds the real one
+(and the graph `langgraph.json` serves as `coding_team`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
 from graphs.context import TeamContext
+from graphs.deps import TeamDeps
 from graphs.state import TeamInput, TeamState
-from nodes.approval import approval
-from nodes.coder import coder
-from nodes.deliver import deliver
-from nodes.reviewer import reviewer
-from nodes.supervisor import WORKERS, supervisor
-from nodes.tester import tester
+from nodes.approval import make_approval
+from nodes.coder import make_coder
+from nodes.deliver import make_deliver
+from nodes.reviewer import make_reviewer
+from nodes.supervisor import WORKERS, make_supervisor
+from nodes.tester import make_tester
 
 MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(ConnectionError,))
 DB_RETRY = RetryPolicy(
@@ -31,15 +34,17 @@ DB_RETRY = RetryPolicy(
 retried for ~8 s; every side effect goes through the idempotent ledger, so a retry is safe."""
 
 
-def build_team_graph() -> StateGraph[TeamState, TeamContext, TeamInput, TeamState]:
-    """The uncompiled graph, so callers choose the checkpointer."""
+def build_team_graph(deps: TeamDeps) -> StateGraph[TeamState, TeamContext, TeamInput, TeamState]:
+    """The uncompiled graph on `deps`, so callers choose the checkpointer."""
     builder = StateGraph(TeamState, context_schema=TeamContext, input_schema=TeamInput)
-    builder.add_node("supervisor", supervisor, destinations=WORKERS, retry_policy=DB_RETRY)
-    builder.add_node("coder", coder, retry_policy=[MODEL_RETRY, DB_RETRY])
-    builder.add_node("tester", tester, retry_policy=[MODEL_RETRY, DB_RETRY])
-    builder.add_node("reviewer", reviewer, retry_policy=[MODEL_RETRY, DB_RETRY])
-    builder.add_node("approval", approval)
-    builder.add_node("deliver", deliver, retry_policy=DB_RETRY)
+    builder.add_node(
+        "supervisor", make_supervisor(deps), destinations=WORKERS, retry_policy=DB_RETRY
+    )
+    builder.add_node("coder", make_coder(deps), retry_policy=[MODEL_RETRY, DB_RETRY])
+    builder.add_node("tester", make_tester(deps), retry_policy=[MODEL_RETRY, DB_RETRY])
+    builder.add_node("reviewer", make_reviewer(deps), retry_policy=[MODEL_RETRY, DB_RETRY])
+    builder.add_node("approval", make_approval(deps))
+    builder.add_node("deliver", make_deliver(deps), retry_policy=DB_RETRY)
     builder.add_edge(START, "supervisor")
     for worker in ("coder", "tester", "reviewer", "approval"):
         builder.add_edge(worker, "supervisor")
@@ -48,11 +53,7 @@ def build_team_graph() -> StateGraph[TeamState, TeamContext, TeamInput, TeamStat
 
 
 def compile_team(
-    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    deps: TeamDeps, checkpointer: BaseCheckpointSaver[Any] | None = None
 ) -> CompiledStateGraph[TeamState, TeamContext, TeamInput, TeamState]:
     """Compile with the given checkpointer (the server supplies its own when None)."""
-    return build_team_graph().compile(checkpointer=checkpointer, name="coding-team")
-
-
-graph = compile_team()
-"""Entry point for `langgraph.json`: compiled without a checkpointer."""
+    return build_team_graph(deps).compile(checkpointer=checkpointer, name="coding-team")

@@ -11,21 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.messages import AIMessage
-from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from graphs.context import TeamContext
+from graphs.deps import Node, TeamDeps
 from graphs.state import ApprovalResume, TeamState
 from memory import taskgraph
 from memory.reflexion import lesson_record, lessons_from_task
-from nodes.approval import approval_key as key_of_approval
-from nodes.approval import delivery_args, interrupt_approver, recorded_approver
-from service import deps
+from nodes.approvers import approval_key as key_of_approval
+from nodes.approvers import delivery_args, interrupt_approver, recorded_approver
 from tools.gateway import Approver, CallContext, ToolObservation
-from tools.registry import DirWorkspace
+from tools.workspaces import DirWorkspace
 
 DELIVER_TOOL = "deliver_files"
 REPORT_FILE = "REPORT.json"
@@ -34,9 +33,9 @@ REPORT_FILE = "REPORT.json"
 REJECTED_PREFIX = "human rejected delivery: "
 
 
-async def _store_lessons(state: TeamState, ctx: TeamContext, thread_id: str) -> int:
+async def _store_lessons(deps: TeamDeps, state: TeamState, ctx: TeamContext, thread_id: str) -> int:
     """Keep what this task learned for later similar tasks (idempotent on replay)."""
-    memory = await deps.get_memory(ctx)
+    memory = await deps.memory(ctx)
     if memory is None:
         return 0
     rejections = [
@@ -65,10 +64,10 @@ async def _store_lessons(state: TeamState, ctx: TeamContext, thread_id: str) -> 
 
 
 async def _record_in_graph(
-    state: TeamState, ctx: TeamContext, thread_id: str, files: dict[str, str]
+    deps: TeamDeps, state: TeamState, ctx: TeamContext, thread_id: str, files: dict[str, str]
 ) -> None:
     """Errors met, the fixes that resolved them and the libraries used, for later tasks."""
-    graph = await deps.get_memory_graph(ctx)
+    graph = await deps.memory_graph(ctx)
     if graph is None:
         return
     await asyncio.to_thread(
@@ -122,7 +121,7 @@ def build_report(
 
 
 async def _deliver_files(
-    state: TeamState,
+    deps: TeamDeps,
     ctx: TeamContext,
     thread_id: str,
     destination: Path,
@@ -130,7 +129,7 @@ async def _deliver_files(
     report: dict[str, Any],
 ) -> ToolObservation:
     """One `deliver_files` call through the gateway; the key is stable across a resume."""
-    gateway = await deps.get_gateway(ctx)
+    gateway = await deps.gateway(ctx)
     approver: Approver = interrupt_approver
     approval_key: str | None = None
     if ctx.approve == "ask":
@@ -157,48 +156,70 @@ async def _deliver_files(
     )
 
 
-async def deliver(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-    """Deliver the best candidate's files when approved; always produce the report."""
-    ctx = deps.run_context(runtime.context)
-    thread_id = str(get_config().get("configurable", {}).get("thread_id", "local"))
+class _Outcome(NamedTuple):
+    """What a delivery attempt did; nothing delivered when it was not approved or failed."""
+
+    delivered: list[str]
+    destination: Path | None
+    flags: list[str]
+    problem: str = ""
+    replayed: bool = False
+
+
+async def _write(
+    deps: TeamDeps, state: TeamState, ctx: TeamContext, thread_id: str, flags: list[str]
+) -> _Outcome:
+    """Deliver the best candidate's files if approved (the report inside is the interim one)."""
     best = state.get("best")
     files = best["files"] if best else state.get("files", {})
     approval = state.get("approval") or {"approved": False, "comment": ""}
-    gateway = await deps.get_gateway(ctx)
-    flags = await gateway.flags(thread_id)
-    destination: Path | None = None
-    delivered: list[str] = []
-    problem = ""
-    if approval["approved"] and files and ctx.approve != "deny":
-        destination = deps.destination(ctx, thread_id, state.get("destination"))
-        report = build_report(state, sorted(files), destination, flags)
-        observation = await _deliver_files(state, ctx, thread_id, destination, files, report)
-        if observation.ok:
-            delivered = sorted(files)
+    if not (approval["approved"] and files and ctx.approve != "deny"):
+        return _Outcome([], None, flags)
+    destination = deps.destination(ctx, thread_id, state.get("destination"))
+    report = build_report(state, sorted(files), destination, flags)
+    observation = await _deliver_files(deps, ctx, thread_id, destination, files, report)
+    if observation.ok:
+        return _Outcome(sorted(files), destination, flags, replayed=observation.replayed)
+    problem = observation.error.message if observation.error else "delivery failed"
+    return _Outcome([], None, [*flags, *observation.flags], problem)
+
+
+def make_deliver(deps: TeamDeps) -> Node[TeamState]:
+    """The node that delivers the approved files and writes the task's report."""
+
+    async def deliver(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+        """Deliver the best candidate's files when approved; always produce the report."""
+        ctx = deps.run_context(runtime.context)
+        thread_id = deps.thread_id()
+        best = state.get("best")
+        files = best["files"] if best else state.get("files", {})
+        approval = state.get("approval") or {"approved": False, "comment": ""}
+        gateway = await deps.gateway(ctx)
+        outcome = await _write(deps, state, ctx, thread_id, await gateway.flags(thread_id))
+        delivered, destination, problem = outcome.delivered, outcome.destination, outcome.problem
+        if delivered:
             runtime.stream_writer(
-                {"role": "deliver", "event": "tool", "replayed": observation.replayed}
+                {"role": "deliver", "event": "tool", "replayed": outcome.replayed}
             )
-        else:
-            problem = observation.error.message if observation.error else "delivery failed"
-            flags = [*flags, *observation.flags]
-            destination = None
-    report = build_report(state, delivered, destination, flags)
-    if problem:
-        report["delivery_error"] = problem
-    stored = await _store_lessons(state, ctx, thread_id)
-    if stored:
-        runtime.stream_writer({"role": "deliver", "event": "stored lessons", "count": stored})
-    await _record_in_graph(state, ctx, thread_id, files)
-    runtime.stream_writer({"role": "deliver", "event": report["status"], "files": delivered})
-    reason = problem or approval["comment"] or state.get("stop_reason", "")
-    text = (
-        f"deliver: wrote {', '.join(delivered)} to {destination}"
-        if delivered
-        else f"deliver: nothing written ({reason})"
-    )
-    return {
-        "delivered": delivered,
-        "report": report,
-        "steps": 1,
-        "messages": [AIMessage(text, name="deliver")],
-    }
+        report = build_report(state, delivered, destination, outcome.flags)
+        if problem:
+            report["delivery_error"] = problem
+        stored = await _store_lessons(deps, state, ctx, thread_id)
+        if stored:
+            runtime.stream_writer({"role": "deliver", "event": "stored lessons", "count": stored})
+        await _record_in_graph(deps, state, ctx, thread_id, files)
+        runtime.stream_writer({"role": "deliver", "event": report["status"], "files": delivered})
+        reason = problem or approval["comment"] or state.get("stop_reason", "")
+        text = (
+            f"deliver: wrote {', '.join(delivered)} to {destination}"
+            if delivered
+            else f"deliver: nothing written ({reason})"
+        )
+        return {
+            "delivered": delivered,
+            "report": report,
+            "steps": 1,
+            "messages": [AIMessage(text, name="deliver")],
+        }
+
+    return deliver

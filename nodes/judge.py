@@ -32,7 +32,7 @@ from nodes.selection import (
 from tools.builtin.run_candidates import RunCandidatesResult
 from tools.checks import decode, encode, entry_point_of, extract_spec_checks
 from tools.gateway import CallContext
-from tools.registry import MemoryWorkspace
+from tools.workspaces import MemoryWorkspace
 
 TOOL = "run_candidates"
 

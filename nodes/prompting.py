@@ -1,4 +1,4 @@
-"""Every model call's prompt, assembled under a token budget by one shared path.
+"""Every model call's prompt, packed under a token budget by one shared, pure path.
 
 A small model's context is short and a long task's history is not, so no agent builds its
 prompt by hand. The order is fixed, most important first:
@@ -12,89 +12,41 @@ prompt by hand. The order is fixed, most important first:
 5. what the role needs for this very call (the current code, the failures to fix): kept whole
    when they fit, shortened but never dropped when they do not.
 
-The supervisor folds old messages into `working` (see `fold_history`) and pages them out to
-episodic memory, so checkpoints stay small. Tokens are counted with the serving model's
-tokenizer: llama-server's `/tokenize` for the local model, tiktoken for OpenAI models when it is
-installed, else an estimate. Counting and folding run off the event loop.
+The supervisor folds old messages into `working` and pages them out to episodic memory
+(`nodes.prompt_history`), so checkpoints stay small. Everything here is deterministic and
+takes its token counter and budget as arguments: which tokenizer counts for the run's model,
+and the budget, are `nodes.prompt_budget`'s business.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import importlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, RemoveMessage
-from langchain_openai import ChatOpenAI
-from langgraph.config import get_config
+from langchain_core.messages import AnyMessage
 
-from graphs.context import TeamContext
 from graphs.state import TeamState, WorkingDigest
-from memory.episodic import EpisodicMemory
-from memory.working import (
-    CharTokenCounter,
-    FallbackTokenCounter,
-    HttpTokenizer,
-    PinnedOverBudget,
-    TokenCounter,
-    Turn,
-    WorkingMemory,
-    WorkingState,
-    fit_text,
-    split_sentences,
+from memory.working import PinnedOverBudget, TokenCounter, fit_text, split_sentences
+from nodes.prompt_history import (
+    EMPTY_DIGEST,
+    SUMMARY_SHARE,
+    fold_digest,
+    is_pinned,
+    message_line,
+    split_history,
 )
-from nodes.prompts import load_prompt
-from service import deps
-from service.models import text_of
-from service.scripted import ScriptedChatModel
-from service.settings import get_settings
 
 PIPELINE_PROMPTS = {"coder": 1, "tester": 2, "reviewer": 2, "supervisor": 1}
 """The prompt versions the JSON-answering pipeline nodes are written for (newer versions
 belong to the candidate-selection core, which answers in fenced code)."""
 
-__all__ = [
-    "FOLD_AT",
-    "KEEP_RECENT",
-    "LESSONS_TITLE",
-    "RolePrompt",
-    "Section",
-    "assemble",
-    "build_prompt",
-    "fold_history",
-    "goal_section",
-    "prompt_tokens",
-    "token_counter",
-]
-
-logger = logging.getLogger("strategos.prompting")
-
-FOLD_AT = 12
-"""Unpinned messages the state holds before the oldest are folded into the summary.
-
-About four attempts: a short task's prompts carry no summary at all.
-"""
-KEEP_RECENT = 6
-"""Messages left in the state after a fold: the task's present."""
 MESSAGE_OVERHEAD = 5
 """Chat-template tokens around each message (role markers); two messages per prompt."""
-SUMMARY_SHARE = 0.25
 MEMORY_SHARE = 0.2
 LESSONS_TITLE = "Lessons from earlier similar tasks"
 SUMMARY_TITLE = "Summary of the work so far"
 RECENT_TITLE = "Recent steps"
-
-SCRIPTED_COUNTER = CharTokenCounter(4.0)
-"""The scripted model reports len/4 tokens: count the way it bills."""
-ESTIMATE = CharTokenCounter(3.0)
-"""No tokenizer: code runs near three characters a token, so this errs high, not low."""
-
-EMPTY_DIGEST: WorkingDigest = {"summary": "", "paged_out": 0, "paged_out_tokens": 0}
 
 
 @dataclass(frozen=True)
@@ -147,171 +99,17 @@ class RolePrompt:
         }
 
 
-# -- token counting -------------------------------------------------------------------------
-
-
 def prompt_tokens(system: str, user: str, counter: TokenCounter) -> int:
     """Tokens of a system + user prompt, chat-template overhead included."""
     return counter.count(system) + counter.count(user) + 2 * MESSAGE_OVERHEAD
 
 
-@functools.cache
-def _http_counter(base_url: str) -> TokenCounter:
-    # One per server for the process: its per-text cache then lasts across calls and tasks.
-    return FallbackTokenCounter(HttpTokenizer(base_url), ESTIMATE)
+def goal_section(state: TeamState, title: str = "Goal") -> Section:
+    """The goal, verbatim: pinned in every role's prompt."""
+    return Section(title, state["goal"].strip())
 
 
-class _TiktokenCounter:
-    """tiktoken's encoding for an OpenAI model, loaded on first use, counts cached per text."""
-
-    def __init__(self, module: Any, model_name: str) -> None:
-        self._module = module
-        self._model_name = model_name
-        self._encoding: Any = None
-        self.count = functools.lru_cache(maxsize=4096)(self._count)
-
-    def _count(self, text: str) -> int:
-        if self._encoding is None:
-            try:
-                self._encoding = self._module.encoding_for_model(self._model_name)
-            except KeyError:  # a model name tiktoken does not know: the current default
-                self._encoding = self._module.get_encoding("o200k_base")
-        return len(self._encoding.encode(text, disallowed_special=()))
-
-
-@functools.cache
-def _tiktoken_counter(model_name: str) -> TokenCounter | None:
-    try:
-        module = importlib.import_module("tiktoken")
-    except ImportError:
-        return None
-    # tiktoken fetches its vocabulary on first use: offline that fails, so estimate instead.
-    return FallbackTokenCounter(_TiktokenCounter(module, model_name), ESTIMATE)
-
-
-def _local_server_url() -> str | None:
-    from service.models import LOCAL_SERVER
-
-    url = getattr(LOCAL_SERVER, "_url", None)
-    return url.rstrip("/") if isinstance(url, str) else None
-
-
-def token_counter(model: BaseChatModel) -> TokenCounter:
-    """Count tokens the way `model` will: its server's tokenizer when it has one."""
-    if isinstance(model, ScriptedChatModel):
-        return SCRIPTED_COUNTER
-    if isinstance(model, ChatOpenAI):
-        base = (model.openai_api_base or "").rstrip("/")
-        if base and base == _local_server_url():
-            return _http_counter(base)
-        if not base or "api.openai.com" in base:
-            found = _tiktoken_counter(model.model_name)
-            if found is not None:
-                return found
-    return ESTIMATE
-
-
-async def counter_for(ctx: TeamContext) -> TokenCounter:
-    """The token counter for the run's model."""
-    return token_counter(await deps.get_model(ctx))
-
-
-# -- history: pinned messages, folding -----------------------------------------------------
-
-
-def _pinned(message: AnyMessage) -> bool:
-    # A human's decision is an instruction, not chatter: it is never folded away (delivery
-    # also reads rejection comments from the messages to store them as lessons).
-    return message.name == "approval"
-
-
-def _split(messages: Sequence[AnyMessage]) -> tuple[list[AnyMessage], list[AnyMessage]]:
-    """(messages to fold, messages to keep) of the unpinned history; nothing to fold if short."""
-    loose = [m for m in messages if not _pinned(m)]
-    if len(loose) <= FOLD_AT:
-        return [], loose
-    return loose[:-KEEP_RECENT], loose[-KEEP_RECENT:]
-
-
-def _line(message: AnyMessage) -> str:
-    return f"- {text_of(message)}"
-
-
-def _turn(message: AnyMessage, seq: int) -> Turn:
-    role = message.name or message.type
-    body = text_of(message).removeprefix(f"{role}: ")
-    # Mid-task chatter is an observation: `lessons()` recalls only verified critiques,
-    # failures and solutions, which delivery stores.
-    return Turn(seq=seq, role=role, content=body, kind="observation")
-
-
-def _fold(
-    digest: WorkingDigest,
-    old: Sequence[AnyMessage],
-    counter: TokenCounter,
-    budget: int,
-    episodic: EpisodicMemory | None = None,
-    tenant: str = "local",
-    task_id: str = "",
-) -> WorkingDigest:
-    """Summarise `old` together with the previous summary; page `old` out when memory is on."""
-    wm = WorkingMemory(
-        budget,
-        counter=counter,
-        episodic=episodic,
-        tenant=tenant,
-        task_id=task_id,
-        max_turns=len(old) + 1,
-        keep_recent=1,
-        summary_share=SUMMARY_SHARE,
-        state=WorkingState(
-            summary=digest["summary"],
-            turns=[_turn(m, digest["paged_out"] + i) for i, m in enumerate(old)],
-        ),
-    )
-    try:
-        wm.compact(keep=0)
-    except Exception as exc:  # memory is optional: a failed page-out must not stop the task
-        # compact() updates the summary before it pages out, so only the page-out is lost.
-        logger.warning("paging out %d messages to episodic memory failed: %s", len(old), exc)
-    return {
-        "summary": wm.state.summary,
-        "paged_out": digest["paged_out"] + len(old),
-        "paged_out_tokens": digest["paged_out_tokens"]
-        + sum(counter.count(_line(m)) + 1 for m in old),
-    }
-
-
-async def fold_history(state: TeamState, ctx: TeamContext) -> dict[str, Any]:
-    """The update that folds old messages into the running summary (empty while it is short).
-
-    The folded messages leave the state (`RemoveMessage`), so a checkpoint holds a bounded
-    window and the summary, not the whole history; they are paged out to episodic memory
-    when memory is on. Deterministic, and idempotent on replay (memory ids derive from content).
-    """
-    old, _ = _split(state.get("messages", []))
-    if not old:
-        return {}
-    counter = await counter_for(ctx)
-    episodic = await deps.get_memory(ctx)
-    task_id = str(get_config().get("configurable", {}).get("thread_id", "")) if episodic else ""
-    digest = await asyncio.to_thread(
-        _fold,
-        state.get("working") or EMPTY_DIGEST,
-        old,
-        counter,
-        get_settings().prompt_token_budget,
-        episodic,
-        ctx.tenant,
-        task_id,
-    )
-    return {
-        "messages": [RemoveMessage(id=m.id) for m in old if m.id],
-        "working": digest,
-    }
-
-
-# -- assembly -------------------------------------------------------------------------------
+# -- the parts of a prompt, most important first --------------------------------------------
 
 
 def _manifest(state: TeamState) -> str:
@@ -362,6 +160,187 @@ def _join(blocks: Sequence[str]) -> str:
     return "\n\n".join(b for b in blocks if b)
 
 
+def _pinned_cost(
+    system: str, pinned_text: str, held: Sequence[AnyMessage], counter: TokenCounter, budget: int
+) -> int:
+    """What the never-dropped part costs; raises PinnedOverBudget when it alone does not fit."""
+    held_cost = sum(counter.count(message_line(m)) + 1 for m in held)
+    recent_title = counter.count(RECENT_TITLE) + 2 if held else 0
+    base = prompt_tokens(system, pinned_text, counter) + held_cost + recent_title
+    if base > budget:
+        raise PinnedOverBudget(
+            f"the pinned instructions and goal need {base} tokens, the prompt budget is "
+            f"{budget}: raise STRATEGOS_PROMPT_TOKEN_BUDGET or shorten the goal"
+        )
+    return base
+
+
+def _fit_required(
+    required: Sequence[Section], left: int, counter: TokenCounter
+) -> tuple[list[str], list[str]]:
+    """(bodies, titles shortened): whole when they fit, else each shortened in proportion."""
+    bodies = [s.body for s in required]
+    need = sum(counter.count(s.render()) + 2 for s in required)
+    shortened: list[str] = []
+    if need > left:
+        for i, section in enumerate(required):
+            share = left * (counter.count(section.render()) + 2) // max(need, 1)
+            room = share - counter.count(section.render("")) - 3
+            bodies[i] = fit_text(section.body, max(room, 0), counter, keep=section.keep)
+            shortened.append(section.title or section.body[:40])
+    return bodies, shortened
+
+
+def _summary(
+    state: TeamState, digest: WorkingDigest, left: int, budget: int, counter: TokenCounter
+) -> tuple[str, int]:
+    """(the manifest and the newest folded steps within the summary's share, tokens left)."""
+    if not (digest["summary"] and left > 16):
+        return "", left
+    manifest = _manifest(state)
+    cap = min(int(budget * SUMMARY_SHARE), left) - counter.count(SUMMARY_TITLE) - 4
+    earlier = cap - counter.count(manifest) - 4
+    steps = _newest_sentences(digest["summary"], earlier, counter) if earlier > 8 else ""
+    summary = manifest + (f"\nEarlier steps: {steps}" if steps else "")
+    if counter.count(summary) > cap:
+        summary = fit_text(summary, max(cap, 0), counter, keep="head")
+    if summary:
+        left -= counter.count(summary) + counter.count(SUMMARY_TITLE) + 4
+    return summary, left
+
+
+def _memories(
+    memories: Sequence[str], title: str, left: int, budget: int, counter: TokenCounter
+) -> tuple[list[str], int]:
+    """(the memories that fit in their share, in their order; tokens left)."""
+    kept: list[str] = []
+    room = min(int(budget * MEMORY_SHARE), left) - counter.count(title) - 4
+    for text in memories:
+        size = counter.count(f"- {text}") + 1
+        if size <= room:
+            kept.append(text)
+            room -= size
+            left -= size
+    if kept:
+        left -= counter.count(title) + 4
+    return kept, left
+
+
+def _recent(
+    kept: Sequence[AnyMessage], held: Sequence[AnyMessage], left: int, counter: TokenCounter
+) -> set[int]:
+    """Ids of the messages shown: a human's comments always, then the newest steps that fit."""
+    chosen: set[int] = {id(m) for m in held}
+    if kept and not held:
+        left -= counter.count(RECENT_TITLE) + 2
+    for message in reversed(kept):
+        size = counter.count(message_line(message)) + 1
+        if size > left:
+            break
+        chosen.add(id(message))
+        left -= size
+    return chosen
+
+
+@dataclass
+class _Draft:
+    """The parts of one user message while it is packed; `render` joins them in order."""
+
+    pinned_text: str
+    messages: Sequence[AnyMessage]
+    required: Sequence[Section]
+    bodies: list[str]
+    shortened: list[str]
+    memories_title: str
+    summary: str = ""
+    memories: list[str] = field(default_factory=list)
+    chosen: set[int] = field(default_factory=set)
+
+    def render(self) -> str:
+        """The user message as the model reads it."""
+        recent = [message_line(m) for m in self.messages if id(m) in self.chosen]
+        memories = "\n".join(f"- {m}" for m in self.memories)
+        return _join(
+            [
+                self.pinned_text,
+                f"{SUMMARY_TITLE}:\n{self.summary}" if self.summary else "",
+                f"{RECENT_TITLE}:\n" + "\n".join(recent) if recent else "",
+                f"{self.memories_title}:\n{memories}" if self.memories else "",
+                *(s.render(b) for s, b in zip(self.required, self.bodies, strict=True)),
+            ]
+        )
+
+    def shed(
+        self, kept: Sequence[AnyMessage], counter: TokenCounter, tokens: int, budget: int
+    ) -> None:
+        """Drop or shorten the least needed part; raise PinnedOverBudget when none is left.
+
+        Per-part counts need not add up with a real tokenizer, so a packed prompt can still
+        be over: the oldest recent step goes first, then a memory, the summary, and last the
+        longest required section.
+        """
+        optional = [m for m in kept if id(m) in self.chosen]
+        if optional:
+            self.chosen.discard(id(optional[0]))
+        elif self.memories:
+            self.memories.pop()
+        elif self.summary:
+            self.summary = fit_text(
+                self.summary, counter.count(self.summary) - 16, counter, keep="head"
+            )
+        elif any(self.bodies):
+            self._shorten_longest(counter)
+        else:
+            raise PinnedOverBudget(
+                f"the pinned part renders to {tokens} tokens, over the prompt budget of "
+                f"{budget}: raise STRATEGOS_PROMPT_TOKEN_BUDGET or shorten the goal"
+            )
+
+    def _shorten_longest(self, counter: TokenCounter) -> None:
+        bodies = self.bodies
+        i = max(range(len(bodies)), key=lambda k: counter.count(bodies[k]))
+        section = self.required[i]
+        bodies[i] = fit_text(
+            bodies[i], counter.count(bodies[i]) * 9 // 10 - 1, counter, keep=section.keep
+        )
+        title = section.title or section.body[:40]
+        if title not in self.shortened:
+            self.shortened.append(title)
+
+
+def _unpaged_user(
+    pinned_text: str,
+    messages: Sequence[AnyMessage],
+    memories: Sequence[str],
+    memories_title: str,
+    required: Sequence[Section],
+) -> str:
+    """The same call's user message with the whole history inlined (what paging saves)."""
+    whole_history = "\n".join(message_line(m) for m in messages)
+    listed = "\n".join(f"- {m}" for m in memories)
+    return _join(
+        [
+            pinned_text,
+            f"{RECENT_TITLE}:\n{whole_history}" if messages else "",
+            f"{memories_title}:\n{listed}" if memories else "",
+            *(s.render() for s in required),
+        ]
+    )
+
+
+def _packed(
+    system: str, draft: _Draft, kept: Sequence[AnyMessage], counter: TokenCounter, budget: int
+) -> tuple[str, int]:
+    """(the user message, the prompt's tokens), shedding parts until it is within `budget`."""
+    user = draft.render()
+    tokens = prompt_tokens(system, user, counter)
+    while tokens > budget:
+        draft.shed(kept, counter, tokens, budget)
+        user = draft.render()
+        tokens = prompt_tokens(system, user, counter)
+    return user, tokens
+
+
 def assemble(
     system: str,
     state: TeamState,
@@ -380,172 +359,30 @@ def assemble(
     """
     messages = state.get("messages", [])
     digest = state.get("working") or EMPTY_DIGEST
-    unfolded, kept = _split(messages)
+    unfolded, kept = split_history(messages)
     if unfolded:  # not folded yet (a node run outside the supervisor loop): fold for the view
-        digest = _fold(digest, unfolded, counter, budget)
-    held = [m for m in messages if _pinned(m)]
-
-    def cost(user: str) -> int:
-        return prompt_tokens(system, user, counter)
-
+        digest = fold_digest(digest, unfolded, counter, budget)
+    held = [m for m in messages if is_pinned(m)]
     pinned_text = _join([s.render() for s in pinned])
-    held_cost = sum(counter.count(_line(m)) + 1 for m in held)
-    base = cost(pinned_text) + held_cost + (counter.count(RECENT_TITLE) + 2 if held else 0)
-    if base > budget:
-        raise PinnedOverBudget(
-            f"the pinned instructions and goal need {base} tokens, the prompt budget is "
-            f"{budget}: raise STRATEGOS_PROMPT_TOKEN_BUDGET or shorten the goal"
-        )
-    left = budget - base
-
-    # What this call is about: whole when it fits, else every section shortened in proportion.
-    bodies = [s.body for s in required]
-    need = sum(counter.count(s.render()) + 2 for s in required)
-    shortened: list[str] = []
-    if need > left:
-        for i, section in enumerate(required):
-            share = left * (counter.count(section.render()) + 2) // max(need, 1)
-            room = share - counter.count(section.render("")) - 3
-            bodies[i] = fit_text(section.body, max(room, 0), counter, keep=section.keep)
-            shortened.append(section.title or section.body[:40])
+    left = budget - _pinned_cost(system, pinned_text, held, counter, budget)
+    bodies, shortened = _fit_required(required, left, counter)
     left -= sum(counter.count(s.render(b)) + 2 for s, b in zip(required, bodies, strict=True))
-
-    summary = ""
-    if digest["summary"] and left > 16:
-        manifest = _manifest(state)
-        cap = min(int(budget * SUMMARY_SHARE), left) - counter.count(SUMMARY_TITLE) - 4
-        earlier = cap - counter.count(manifest) - 4
-        steps = _newest_sentences(digest["summary"], earlier, counter) if earlier > 8 else ""
-        summary = manifest + (f"\nEarlier steps: {steps}" if steps else "")
-        if counter.count(summary) > cap:
-            summary = fit_text(summary, max(cap, 0), counter, keep="head")
-        if summary:
-            left -= counter.count(summary) + counter.count(SUMMARY_TITLE) + 4
-
-    kept_memories: list[str] = []
-    room = min(int(budget * MEMORY_SHARE), left) - counter.count(memories_title) - 4
-    for text in memories:
-        size = counter.count(f"- {text}") + 1
-        if size <= room:
-            kept_memories.append(text)
-            room -= size
-            left -= size
-    if kept_memories:
-        left -= counter.count(memories_title) + 4
-
-    # The newest steps first, as many as fit; a human's comments are always there (pinned).
-    chosen: set[int] = {id(m) for m in held}
-    if kept and not held:
-        left -= counter.count(RECENT_TITLE) + 2
-    for message in reversed(kept):
-        size = counter.count(_line(message)) + 1
-        if size > left:
-            break
-        chosen.add(id(message))
-        left -= size
-
-    def render() -> str:
-        recent = [_line(m) for m in messages if id(m) in chosen]
-        return _join(
-            [
-                pinned_text,
-                f"{SUMMARY_TITLE}:\n{summary}" if summary else "",
-                f"{RECENT_TITLE}:\n" + "\n".join(recent) if recent else "",
-                f"{memories_title}:\n" + "\n".join(f"- {m}" for m in kept_memories)
-                if kept_memories
-                else "",
-                *(s.render(b) for s, b in zip(required, bodies, strict=True)),
-            ]
-        )
-
-    user = render()
-    tokens = cost(user)
-    while tokens > budget:
-        # Per-part counts need not add up with a real tokenizer: shed the least needed part.
-        optional = [m for m in kept if id(m) in chosen]
-        if optional:
-            chosen.discard(id(optional[0]))
-        elif kept_memories:
-            kept_memories.pop()
-        elif summary:
-            summary = fit_text(summary, counter.count(summary) - 16, counter, keep="head")
-        elif any(bodies):
-            i = max(range(len(bodies)), key=lambda k: counter.count(bodies[k]))
-            bodies[i] = fit_text(
-                bodies[i], counter.count(bodies[i]) * 9 // 10 - 1, counter, keep=required[i].keep
-            )
-            title = required[i].title or required[i].body[:40]
-            if title not in shortened:
-                shortened.append(title)
-        else:
-            raise PinnedOverBudget(
-                f"the pinned part renders to {tokens} tokens, over the prompt budget of "
-                f"{budget}: raise STRATEGOS_PROMPT_TOKEN_BUDGET or shorten the goal"
-            )
-        user = render()
-        tokens = cost(user)
-
-    whole_history = "\n".join(_line(m) for m in messages)
-    unpaged_user = _join(
-        [
-            pinned_text,
-            f"{RECENT_TITLE}:\n{whole_history}" if messages else "",
-            f"{memories_title}:\n" + "\n".join(f"- {m}" for m in memories) if memories else "",
-            *(s.render() for s in required),
-        ]
-    )
+    draft = _Draft(pinned_text, messages, required, bodies, shortened, memories_title)
+    draft.summary, left = _summary(state, digest, left, budget, counter)
+    draft.memories, left = _memories(memories, memories_title, left, budget, counter)
+    draft.chosen = _recent(kept, held, left, counter)
+    user, tokens = _packed(system, draft, kept, counter, budget)
+    unpaged = _unpaged_user(pinned_text, messages, memories, memories_title, required)
     folded = state.get("working") or EMPTY_DIGEST
     return RolePrompt(
         system=system,
         user=user,
         tokens=tokens,
-        unpaged_tokens=cost(unpaged_user) + folded["paged_out_tokens"],
+        unpaged_tokens=prompt_tokens(system, unpaged, counter) + folded["paged_out_tokens"],
         budget=budget,
-        summary_included=bool(summary),
-        recent_turns=len([m for m in messages if id(m) in chosen]),
+        summary_included=bool(draft.summary),
+        recent_turns=len([m for m in messages if id(m) in draft.chosen]),
         history_messages=folded["paged_out"] + len(messages),
-        shortened=tuple(shortened),
+        shortened=tuple(draft.shortened),
         iteration=state.get("iteration", 0),
     )
-
-
-async def build_prompt(
-    role: str,
-    state: TeamState,
-    ctx: TeamContext,
-    *,
-    pinned: Sequence[Section],
-    required: Sequence[Section] = (),
-    memories: Sequence[str] = (),
-    memories_title: str = LESSONS_TITLE,
-) -> RolePrompt:
-    """Assemble `role`'s prompt for this call off the event loop, and log its size."""
-    counter = await counter_for(ctx)
-    # Reading the prompt files is file I/O too (a directory listing on the first call).
-    prompt = await asyncio.to_thread(load_prompt, role, PIPELINE_PROMPTS.get(role))
-    built = await asyncio.to_thread(
-        assemble,
-        prompt.text,
-        state,
-        pinned=pinned,
-        required=required,
-        memories=memories,
-        memories_title=memories_title,
-        counter=counter,
-        budget=get_settings().prompt_token_budget,
-    )
-    stats = built.stats(role)
-    logger.debug(
-        "%s prompt: %d tokens (%d without paging), budget %d",
-        role,
-        built.tokens,
-        built.unpaged_tokens,
-        built.budget,
-        extra={"prompt_stats": stats},
-    )
-    return built
-
-
-def goal_section(state: TeamState, title: str = "Goal") -> Section:
-    """The goal, verbatim: pinned in every role's prompt."""
-    return Section(title, state["goal"].strip())

@@ -14,11 +14,10 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, JsonValue
 
 from graphs.context import TeamContext
-from graphs.state import CheckResult, ReviewVerdict, TeamState
-from nodes.prompting import Section, build_prompt, goal_section
-from service import deps
-from service.models import StructuredOutputError, structured_call
-from service.settings import get_settings
+from graphs.deps import ModelOutputError, Node, TeamDeps
+from graphs.state import CheckResult, ReviewVerdict, TeamState, Usage
+from nodes.prompt_budget import build_prompt
+from nodes.prompting import Section, goal_section
 from tools.checks import ProposedCase, accept_case, decode, encode, entry_point_of
 
 MAX_PROBLEMS = 5
@@ -91,12 +90,16 @@ def _claims(
     return checks, names, texts, advice
 
 
-async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-    """Approve, reject disputed tests, or raise problems that the tester will run."""
-    ctx = deps.run_context(runtime.context)
-    disputed = _failing_model_checks(state)
-    runtime.stream_writer({"role": "reviewer", "event": "reviewing", "disputed": len(disputed)})
+async def _review(
+    deps: TeamDeps,
+    state: TeamState,
+    ctx: TeamContext,
+    runtime: Runtime[TeamContext],
+    disputed: list[CheckResult],
+) -> tuple[Review, Usage]:
+    """The model's review; without a valid one the checks stand on their own (approve)."""
     built = await build_prompt(
+        deps,
         "reviewer",
         state,
         ctx,
@@ -104,17 +107,17 @@ async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str,
         required=_required(state, disputed),
     )
     try:
-        review, usage = await structured_call(
-            await deps.get_model(ctx),
-            built.system,
-            built.user,
-            Review,
-            retries=get_settings().structured_retries,
-        )
-    except StructuredOutputError as exc:
-        # No verdict: the checks stand on their own; the failure is recorded, not fatal.
-        review, usage = Review(verdict="approve"), exc.usage
+        return await deps.ask_json(await deps.model(ctx), built.system, built.user, Review)
+    except ModelOutputError as exc:
+        # No verdict: the failure is recorded, not fatal.
         runtime.stream_writer({"role": "reviewer", "event": "failed", "error": str(exc)[:300]})
+        return Review(verdict="approve"), exc.usage
+
+
+def _record(
+    state: TeamState, review: Review, disputed: list[CheckResult]
+) -> tuple[ReviewVerdict, list[str], list[str]]:
+    """(the verdict recorded, the issues the coder gets, new executable checks)."""
     wrong = [disputed[n - 1]["name"] for n in review.wrong_tests if 1 <= n <= len(disputed)]
     upheld = [c["error"] for c in disputed if c["name"] not in wrong]
     new_checks, claims, claim_texts, advice = (
@@ -134,18 +137,41 @@ async def reviewer(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str,
         "run_id": runs[-1]["run_id"] if (runs := state.get("test_runs", [])) else "",
         "claims": claims,
     }
-    runtime.stream_writer(
-        {"role": "reviewer", "event": verdict, "issues": issues[:3], "rejected_tests": len(wrong)}
-    )
-    text = "reviewer: approved" if verdict == "approve" else "reviewer: " + "; ".join(issues)[:400]
-    update: dict[str, Any] = {
-        "reviews": [record],
-        "rejected_tests": wrong,
-        "usage": usage,
-        "steps": 1,
-        "feedback": "\n".join(f"- {issue}" for issue in issues) if verdict != "approve" else "",
-        "messages": [AIMessage(text, name="reviewer")],
-    }
-    if new_checks:
-        update["model_tests"] = [*state.get("model_tests", []), *new_checks]
-    return update
+    return record, issues, new_checks
+
+
+def make_reviewer(deps: TeamDeps) -> Node[TeamState]:
+    """The node that reviews the code and adjudicates the team's failing tests."""
+
+    async def reviewer(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+        """Approve, reject disputed tests, or raise problems that the tester will run."""
+        ctx = deps.run_context(runtime.context)
+        disputed = _failing_model_checks(state)
+        runtime.stream_writer({"role": "reviewer", "event": "reviewing", "disputed": len(disputed)})
+        review, usage = await _review(deps, state, ctx, runtime, disputed)
+        record, issues, new_checks = _record(state, review, disputed)
+        verdict, wrong = record["verdict"], record["rejected_tests"]
+        runtime.stream_writer(
+            {
+                "role": "reviewer",
+                "event": verdict,
+                "issues": issues[:3],
+                "rejected_tests": len(wrong),
+            }
+        )
+        text = (
+            "reviewer: approved" if verdict == "approve" else "reviewer: " + "; ".join(issues)[:400]
+        )
+        update: dict[str, Any] = {
+            "reviews": [record],
+            "rejected_tests": wrong,
+            "usage": usage,
+            "steps": 1,
+            "feedback": "\n".join(f"- {issue}" for issue in issues) if verdict != "approve" else "",
+            "messages": [AIMessage(text, name="reviewer")],
+        }
+        if new_checks:
+            update["model_tests"] = [*state.get("model_tests", []), *new_checks]
+        return update
+
+    return reviewer

@@ -7,7 +7,8 @@ try again, or deliver the best version so far.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any, Literal, Protocol
 
 from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
@@ -15,15 +16,23 @@ from langgraph.types import Command
 from pydantic import BaseModel, Field
 
 from graphs.context import TeamContext
+from graphs.deps import Limits, ModelOutputError, TeamDeps
 from graphs.state import TeamState, TestRun, Usage, validate_input
 from graphs.state import run_score as score
-from nodes.prompting import Section, build_prompt, fold_history, goal_section
-from service import deps
-from service.models import StructuredOutputError, structured_call
-from service.settings import get_settings
+from nodes.prompt_budget import build_prompt, fold_history
+from nodes.prompting import Section, goal_section
 
 Worker = Literal["coder", "tester", "reviewer", "approval", "deliver"]
 WORKERS: tuple[Worker, ...] = ("coder", "tester", "reviewer", "approval", "deliver")
+
+
+class Supervisor(Protocol):
+    """The supervisor as LangGraph calls it: it routes with a `Command`, not a state update."""
+
+    def __call__(
+        self, state: TeamState, *, runtime: Runtime[TeamContext]
+    ) -> Awaitable[Command[Worker]]:
+        """Decide who works next."""
 
 
 class RouteDecision(BaseModel):
@@ -56,9 +65,8 @@ RECURSION_RESERVE = 4
 recursion limit below the step limit ends in a report, not a `GraphRecursionError`."""
 
 
-def guard(state: TeamState, ctx: TeamContext) -> str:
+def guard(state: TeamState, limits: Limits) -> str:
     """Why the task must stop now (step limit, token budget, run limit), or an empty string."""
-    limits = deps.limits(ctx)
     usage = state.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0}
     tokens = usage["prompt_tokens"] + usage["completion_tokens"]
     if state.get("steps", 0) >= limits.max_steps:
@@ -88,24 +96,20 @@ def _finish(ctx: TeamContext, reason: str = "", **update: Any) -> Command[Worker
     return _to("deliver", reason, approval={"approved": approved, "comment": comment}, **update)
 
 
-async def _ask_model(state: TeamState, ctx: TeamContext) -> tuple[RouteDecision | None, Usage]:
+async def _ask_model(
+    deps: TeamDeps, state: TeamState, ctx: TeamContext
+) -> tuple[RouteDecision | None, Usage]:
     latest = Section(
         "",
         f"Attempts so far: {state['iteration']}. Latest failures:\n{state.get('feedback', '')}",
         keep="head",
     )
     built = await build_prompt(
-        "supervisor", state, ctx, pinned=[goal_section(state)], required=[latest]
+        deps, "supervisor", state, ctx, pinned=[goal_section(state)], required=[latest]
     )
     try:
-        return await structured_call(
-            await deps.get_model(ctx),
-            built.system,
-            built.user,
-            RouteDecision,
-            retries=get_settings().structured_retries,
-        )
-    except StructuredOutputError as exc:
+        return await deps.ask_json(await deps.model(ctx), built.system, built.user, RouteDecision)
+    except ModelOutputError as exc:
         return None, exc.usage
 
 
@@ -120,7 +124,9 @@ def _verifying_review(state: TeamState) -> list[str]:
     return review["claims"]
 
 
-def _after_verification(state: TeamState, ctx: TeamContext, claims: list[str]) -> Command[Worker]:
+def _after_verification(
+    state: TeamState, ctx: TeamContext, claims: list[str], max_iterations: int
+) -> Command[Worker]:
     run = state["test_runs"][-1]
     failing = [c for c in run["checks"] if c["name"] in claims and not c["passed"]]
     if not failing:
@@ -134,19 +140,19 @@ def _after_verification(state: TeamState, ctx: TeamContext, claims: list[str]) -
                 )
             ],
         )
-    max_iterations = deps.limits(ctx).max_iterations
     if state["iteration"] >= max_iterations:
         return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)")
     feedback = "\n".join(f"- {c['error']} (found by the reviewer)" for c in failing)
     return _to("coder", "the reviewer's claims hold; back to the coder", feedback=feedback)
 
 
-async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
+async def _after_tests(
+    deps: TeamDeps, state: TeamState, ctx: TeamContext, max_iterations: int
+) -> Command[Worker]:
     run = state["test_runs"][-1]
     if (claims := _verifying_review(state)) and spec_pass(run):
-        return _after_verification(state, ctx, claims)
+        return _after_verification(state, ctx, claims, max_iterations)
     best = state.get("best")
-    max_iterations = deps.limits(ctx).max_iterations
     update: dict[str, Any] = {}
     if best is not None and score(run) < tuple(best["score"]):
         stale = {path: "" for path in state.get("files", {}) if path not in best["files"]}
@@ -174,7 +180,7 @@ async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
     if state["iteration"] >= max_iterations:
         return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)", **update)
     if stagnated(state["test_runs"], state["iteration"]):
-        decision, usage = await _ask_model(state, ctx)
+        decision, usage = await _ask_model(deps, state, ctx)
         update["usage"] = usage
         if decision is not None and decision.next == "deliver":
             reason = f"stopped repairing: {decision.reason or 'no progress'}"
@@ -182,14 +188,13 @@ async def _after_tests(state: TeamState, ctx: TeamContext) -> Command[Worker]:
     return _to("coder", "tests fail; back to the coder", **update)
 
 
-def _after_review(state: TeamState, ctx: TeamContext) -> Command[Worker]:
+def _after_review(state: TeamState, ctx: TeamContext, max_iterations: int) -> Command[Worker]:
     reviews = state["reviews"]
     review = reviews[-1]
     if review["verdict"] == "approve":
         return _finish(ctx)
     if review["claims"]:
         return _to("tester", "running the reviewer's claims before changing any code")
-    max_iterations = deps.limits(ctx).max_iterations
     if state["iteration"] >= max_iterations:
         return _finish(ctx, f"iteration limit reached ({max_iterations} attempts)")
     unverifiable = [r for r in reviews if r["verdict"] == "changes_requested" and not r["claims"]]
@@ -216,9 +221,8 @@ def _after_approval(state: TeamState, ctx: TeamContext) -> Command[Worker]:
     return _to("coder", "delivery rejected; addressing the comment", feedback=f"- {comment}")
 
 
-def _without_files(state: TeamState, ctx: TeamContext) -> Command[Worker]:
+def _without_files(state: TeamState, ctx: TeamContext, max_iterations: int) -> Command[Worker]:
     """No code yet: the coder tries again, unless every attempt it had gave no valid output."""
-    max_iterations = deps.limits(ctx).max_iterations
     if state["iteration"] >= max_iterations:
         return _finish(ctx, f"no valid model output after {state['iteration']} attempts")
     return _to("coder")
@@ -234,38 +238,49 @@ def _with_update(command: Command[Worker], extra: dict[str, Any]) -> Command[Wor
     return Command(goto=command.goto, update=update)
 
 
-async def supervisor(state: TeamState, runtime: Runtime[TeamContext]) -> Command[Worker]:
-    """Decide who works next, and fold old messages into the running summary.
-
-    Folding here (the supervisor sees every step) keeps the state's history bounded for every
-    agent; routing then reads the folded state, as the next worker will.
-    """
-    validate_input(state)  # the first node: a bad input fails here, before any model call
-    ctx = deps.run_context(runtime.context)
-    folded = await fold_history(state, ctx)
-    if folded:
-        removed = {m.id for m in folded["messages"]}
-        messages = [m for m in state.get("messages", []) if m.id not in removed]
-        state = {**state, "messages": messages, "working": folded["working"]}
+async def _route(
+    deps: TeamDeps, state: TeamState, ctx: TeamContext, limits: Limits
+) -> Command[Worker]:
+    """Who works next, from the (folded) state; the model only when repairs stagnate."""
     last = state.get("next")
     if last == "approval":
-        command = _after_approval(state, ctx)
-    elif reason := guard(state, ctx):
-        command = _finish(ctx, reason)
-    elif not state.get("files"):
-        command = _without_files(state, ctx)
-    elif last == "coder":
-        command = _to("tester")
-    elif last == "tester":
-        command = await _after_tests(state, ctx)
-    elif last == "reviewer":
-        command = _after_review(state, ctx)
-    else:
-        command = _to("tester")
-    if command.goto in ("approval", "deliver") and not state.get("destination"):
-        # Fixed now, so the human approves the folder the files will go to, whatever context
-        # a later resume brings.
-        destination = deps.out_dir(ctx, deps.current_thread_id())
-        folded = {**folded, "destination": str(destination)}
-    runtime.stream_writer({"role": "supervisor", "event": "route", "next": command.goto})
-    return _with_update(command, folded)
+        return _after_approval(state, ctx)
+    if reason := guard(state, limits):
+        return _finish(ctx, reason)
+    if not state.get("files"):
+        return _without_files(state, ctx, limits.max_iterations)
+    if last == "coder":
+        return _to("tester")
+    if last == "tester":
+        return await _after_tests(deps, state, ctx, limits.max_iterations)
+    if last == "reviewer":
+        return _after_review(state, ctx, limits.max_iterations)
+    return _to("tester")
+
+
+def make_supervisor(deps: TeamDeps) -> Supervisor:
+    """The node that routes the team and keeps its history bounded."""
+
+    async def supervisor(state: TeamState, *, runtime: Runtime[TeamContext]) -> Command[Worker]:
+        """Decide who works next, and fold old messages into the running summary.
+
+        Folding here (the supervisor sees every step) keeps the state's history bounded for
+        every agent; routing then reads the folded state, as the next worker will.
+        """
+        validate_input(state)  # the first node: a bad input fails here, before any model call
+        ctx = deps.run_context(runtime.context)
+        folded = await fold_history(deps, state, ctx)
+        if folded:
+            removed = {m.id for m in folded["messages"]}
+            messages = [m for m in state.get("messages", []) if m.id not in removed]
+            state = {**state, "messages": messages, "working": folded["working"]}
+        command = await _route(deps, state, ctx, deps.limits(ctx))
+        if command.goto in ("approval", "deliver") and not state.get("destination"):
+            # Fixed now, so the human approves the folder the files will go to, whatever
+            # context a later resume brings.
+            destination = deps.destination(ctx, deps.thread_id())
+            folded = {**folded, "destination": str(destination)}
+        runtime.stream_writer({"role": "supervisor", "event": "route", "next": command.goto})
+        return _with_update(command, folded)
+
+    return supervisor

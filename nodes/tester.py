@@ -7,16 +7,14 @@ import json
 from typing import Any
 
 from langchain_core.messages import AIMessage
-from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from graphs.context import TeamContext
+from graphs.deps import ModelOutputError, Node, TeamDeps
 from graphs.state import Candidate, CheckResult, TeamState, TestRun, Usage, run_score
-from nodes.prompting import Section, build_prompt, goal_section
-from service import deps
-from service.models import StructuredOutputError, structured_call
-from service.settings import get_settings
+from nodes.prompt_budget import build_prompt
+from nodes.prompting import Section, goal_section
 from tools.builtin.run_tests import RunTestsResult
 from tools.checks import (
     Check,
@@ -27,8 +25,8 @@ from tools.checks import (
     entry_point_of,
     extract_spec_checks,
 )
-from tools.gateway import CallContext, SandboxLimits
-from tools.registry import MemoryWorkspace
+from tools.gateway import CallContext
+from tools.workspaces import MemoryWorkspace
 
 MAX_MODEL_CASES = 6
 MAX_FEEDBACK_LINES = 8
@@ -52,19 +50,20 @@ def _valid_cases(suite: TestSuite, entry_point: str, spec: list[Check]) -> list[
 
 
 async def _write_model_tests(
-    state: TeamState, ctx: TeamContext, entry_point: str, spec: list[Check]
+    deps: TeamDeps, state: TeamState, ctx: TeamContext, entry_point: str, spec: list[Check]
 ) -> tuple[list[str], Usage | None]:
     built = await build_prompt(
+        deps,
         "tester",
         state,
         ctx,
         pinned=[goal_section(state, "Specification"), Section("", f"Function: {entry_point}")],
     )
     try:
-        suite, usage = await structured_call(
-            await deps.get_model(ctx), built.system, built.user, TestSuite, retries=1
+        suite, usage = await deps.ask_json(
+            await deps.model(ctx), built.system, built.user, TestSuite, retries=1
         )
-    except StructuredOutputError as exc:
+    except ModelOutputError as exc:
         return [], exc.usage
     return _valid_cases(suite, entry_point, spec), usage
 
@@ -95,10 +94,11 @@ def feedback_for(run: TestRun) -> str:
     return "\n".join(lines)
 
 
-async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, Any]:
-    """Run every check against the current code in the sandbox and record the result."""
-    ctx = deps.run_context(runtime.context)
-    update: dict[str, Any] = {"steps": 1}
+async def _gather(
+    deps: TeamDeps, state: TeamState, ctx: TeamContext, runtime: Runtime[TeamContext]
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """(spec checks, model tests, update): extracted and written once per task, then kept."""
+    update: dict[str, Any] = {}
     files = state.get("files", {})
     entry_point = entry_point_of(
         state["goal"], files.get("solution.py", ""), state.get("entry_point")
@@ -114,51 +114,102 @@ async def tester(state: TeamState, runtime: Runtime[TeamContext]) -> dict[str, A
         if entry_point:
             runtime.stream_writer({"role": "tester", "event": "writing tests"})
             spec_objs = [decode(item, "spec") for item in spec]
-            model_tests, usage = await _write_model_tests(state, ctx, entry_point, spec_objs)
+            model_tests, usage = await _write_model_tests(deps, state, ctx, entry_point, spec_objs)
             if usage:
                 update["usage"] = usage
         update["model_tests"] = model_tests
+    return spec, model_tests, update
 
-    checks = _checks(state, spec, model_tests)
-    digest = code_hash(files)
-    run_id = hashlib.sha256((digest + json.dumps([c.name for c in checks])).encode()).hexdigest()[
-        :16
-    ]
-    previous = next((r for r in state.get("test_runs", []) if r["run_id"] == run_id), None)
-    if previous is not None:
-        run = previous
-    else:
-        runtime.stream_writer({"role": "tester", "event": "running", "checks": len(checks)})
-        run, _replayed = await _execute(ctx, files, checks, run_id, digest, state["iteration"])
-    runtime.stream_writer(
-        {
-            "role": "tester",
-            "event": "result",
-            "spec": [run["spec_passed"], run["spec_total"]],
-            "model": [run["model_passed"], run["model_total"]],
-            "error": run["error"][:200],
-        }
-    )
-    candidate: Candidate = {
-        "files": files,
-        "iteration": state["iteration"],
-        "score": run_score(run),
-    }
+
+def _recorded(run: TestRun, files: dict[str, str], iteration: int) -> dict[str, Any]:
+    """The state update for a test run: the run, the candidate it scores, the coder's feedback."""
+    candidate: Candidate = {"files": files, "iteration": iteration, "score": run_score(run)}
     summary = (
         f"tester: spec {run['spec_passed']}/{run['spec_total']}, "
         f"own tests {run['model_passed']}/{run['model_total']}"
         + (f", error: {run['error'][:200]}" if run["error"] else "")
     )
-    update |= {
+    return {
         "test_runs": [run],
         "best": candidate,
         "feedback": feedback_for(run),
         "messages": [AIMessage(summary, name="tester")],
     }
-    return update
+
+
+def make_tester(deps: TeamDeps) -> Node[TeamState]:
+    """The node that runs every check against the current code."""
+
+    async def tester(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+        """Run every check against the current code in the sandbox and record the result."""
+        ctx = deps.run_context(runtime.context)
+        files = state.get("files", {})
+        spec, model_tests, gathered = await _gather(deps, state, ctx, runtime)
+        update: dict[str, Any] = {"steps": 1, **gathered}
+        checks = _checks(state, spec, model_tests)
+        digest = code_hash(files)
+        names = json.dumps([c.name for c in checks])
+        run_id = hashlib.sha256((digest + names).encode()).hexdigest()[:16]
+        previous = next((r for r in state.get("test_runs", []) if r["run_id"] == run_id), None)
+        if previous is not None:
+            run = previous
+        else:
+            runtime.stream_writer({"role": "tester", "event": "running", "checks": len(checks)})
+            run, _replayed = await _execute(
+                deps, ctx, files, checks, run_id, digest, state["iteration"]
+            )
+        runtime.stream_writer(
+            {
+                "role": "tester",
+                "event": "result",
+                "spec": [run["spec_passed"], run["spec_total"]],
+                "model": [run["model_passed"], run["model_total"]],
+                "error": run["error"][:200],
+            }
+        )
+        return update | _recorded(run, files, state["iteration"])
+
+    return tester
+
+
+async def _run_checks(
+    deps: TeamDeps, ctx: TeamContext, files: dict[str, str], checks: list[Check], run_id: str
+) -> tuple[list[CheckResult], str, bool]:
+    """(outcomes, error, replayed) of one sandboxed run of `checks` through the gateway.
+
+    Policy, honeypot and the ledger apply, keyed by the run id, so a test run that completed
+    before a crash is replayed from its record, not re-run.
+    """
+    gateway = await deps.gateway(ctx)
+    observation = await gateway.call(
+        "run_tests",
+        {"checks": [c.model_dump(include={"call", "expected", "source"}) for c in checks]},
+        CallContext(
+            thread_id=deps.thread_id(),
+            tool_call_id=f"tester-{run_id}",
+            workspace=MemoryWorkspace(files),
+            tenant_id=ctx.tenant,
+            limits=deps.sandbox_limits,
+        ),
+    )
+    if not (observation.ok and observation.result is not None):
+        error = observation.error.message if observation.error else "the test run failed"
+        return [], error, observation.replayed
+    result = RunTestsResult.model_validate(observation.result)
+    outcomes: list[CheckResult] = [
+        {
+            "name": o.name,
+            "source": "spec" if o.source == "spec" else "model",
+            "passed": o.passed,
+            "error": o.error,
+        }
+        for o in result.outcomes
+    ]
+    return outcomes, result.error, observation.replayed
 
 
 async def _execute(
+    deps: TeamDeps,
     ctx: TeamContext,
     files: dict[str, str],
     checks: list[Check],
@@ -166,46 +217,10 @@ async def _execute(
     digest: str,
     iteration: int,
 ) -> tuple[TestRun, bool]:
-    settings = get_settings()
-    limits = SandboxLimits(
-        timeout_s=settings.sandbox_timeout_s,
-        cpu_s=settings.sandbox_cpu_s,
-        memory_mb=settings.sandbox_memory_mb,
-        file_size_mb=settings.sandbox_file_size_mb,
-    )
     outcomes: list[CheckResult] = []
     error, replayed = "", False
     if checks:
-        # Through the gateway: policy, honeypot and the ledger, keyed by the run id, so a
-        # test run that completed before a crash is replayed from its record, not re-run.
-        gateway = await deps.get_gateway(ctx)
-        thread_id = str(get_config().get("configurable", {}).get("thread_id", "local"))
-        observation = await gateway.call(
-            "run_tests",
-            {"checks": [c.model_dump(include={"call", "expected", "source"}) for c in checks]},
-            CallContext(
-                thread_id=thread_id,
-                tool_call_id=f"tester-{run_id}",
-                workspace=MemoryWorkspace(files),
-                tenant_id=ctx.tenant,
-                limits=limits,
-            ),
-        )
-        replayed = observation.replayed
-        if observation.ok and observation.result is not None:
-            result = RunTestsResult.model_validate(observation.result)
-            outcomes = [
-                {
-                    "name": o.name,
-                    "source": "spec" if o.source == "spec" else "model",
-                    "passed": o.passed,
-                    "error": o.error,
-                }
-                for o in result.outcomes
-            ]
-            error = result.error
-        else:
-            error = observation.error.message if observation.error else "the test run failed"
+        outcomes, error, replayed = await _run_checks(deps, ctx, files, checks, run_id)
 
     def count(source: str, passed: bool | None = None) -> int:
         return sum(

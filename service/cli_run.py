@@ -23,7 +23,6 @@ from langgraph.types import Command, StateSnapshot, StreamMode
 from rich.prompt import Confirm, Prompt
 
 from graphs.state import TeamState
-from graphs.team import compile_team
 from nodes.deliver import build_report
 from service import deps, tasks
 from service.cli_output import (
@@ -43,6 +42,7 @@ from service.live import LiveView
 from service.models import chat_model
 from service.persistence import checkpointer
 from service.settings import Settings
+from service.team_deps import compile_pipeline
 
 STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 Graph = CompiledStateGraph[Any, Any, Any, Any]
@@ -89,7 +89,7 @@ async def _closing(coro: Coroutine[Any, Any, ExitCode]) -> ExitCode:
 
 async def _snapshot(settings: Settings, record: tasks.TaskRecord) -> StateSnapshot:
     async with checkpointer(settings) as saver:
-        return await compile_team(saver).aget_state(record.config(settings))
+        return await compile_pipeline(saver, settings).aget_state(record.config(settings))
 
 
 def record_input(record: tasks.TaskRecord) -> dict[str, Any]:
@@ -208,7 +208,7 @@ async def drive(
     started = time.monotonic()
     report: dict[str, Any] | None = None
     async with checkpointer(settings) as saver:
-        graph: Graph = compile_team(saver)
+        graph: Graph = compile_pipeline(saver, settings)
         view = _view(await graph.aget_state(config))
         while True:
             try:

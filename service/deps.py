@@ -22,8 +22,8 @@ from graphs.deps import Limits
 from memory.embeddings import Embedder
 from memory.episodic import EpisodicMemory, EpisodicSearch
 from memory.graph import CypherBackend, MemoryGraph
-from memory.graph_server import connect_url, embedded_falkordb
 from memory.store import QdrantStore
+from service.graph_server import connect_url, embedded_falkordb
 from service.settings import Settings, get_settings
 from tools.gateway import ToolGateway
 
@@ -100,12 +100,6 @@ def run_context(runtime_context: TeamContext | dict[str, Any] | None) -> TeamCon
     ctx = context_of(runtime_context)
     principal = principal_of(_run_config())
     return ctx if principal is None else served_context(ctx, principal, get_settings())
-
-
-def approver_of(config: Any) -> str:
-    """Who answered an approval in this run: the authenticated user, else the local user."""
-    principal = principal_of(config)
-    return f"human ({principal.tenant})" if principal else "human"
 
 
 def limits(ctx: TeamContext, settings: Settings | None = None) -> Limits:
@@ -334,7 +328,7 @@ def close_memory() -> None:
     """Close the Qdrant client and the graph connection this process opened (idempotent).
 
     Before interpreter shutdown, not in `__del__`s. The embedded FalkorDB itself stops at
-    exit (`memory.graph_server.stop_embedded`).
+    exit (`service.graph_server.stop_embedded`).
     """
     _default_memory.pop()
     _default_store.pop()

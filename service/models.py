@@ -27,6 +27,7 @@ from openai import LengthFinishReasonError
 from pydantic import BaseModel, SecretStr, ValidationError
 from redis.asyncio import Redis
 
+from graphs.deps import text_of
 from graphs.state import Usage, add_usage
 from service.limits import LimitStore, record_model_429
 from service.settings import Settings, get_settings
@@ -67,14 +68,6 @@ def _response_format(schema: type[BaseModel]) -> dict[str, object]:
         "type": "json_schema",
         "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
     }
-
-
-def text_of(message: BaseMessage) -> str:
-    """A message's text, whether its content is a string or a list of parts."""
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(part if isinstance(part, str) else str(part.get("text", "")) for part in content)
 
 
 def _usage_of_completion(exc: LengthFinishReasonError) -> Usage:

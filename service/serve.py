@@ -294,8 +294,8 @@ class StopHelpersAtShutdown:
 
 async def stop_helpers() -> None:
     """Close this instance's pools and stop its FalkorDB and `llama-server` (each if started)."""
-    from memory.graph_server import stop_embedded
     from service import deps
+    from service.graph_server import stop_embedded
     from service.models import LOCAL_SERVER
 
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [

@@ -1,35 +1,47 @@
-"""The platform handed to the execution-first team as one typed `TeamDeps`, and its graph.
+"""The platform handed to both teams as one typed `TeamDeps`, and the graphs it serves.
 
 Built once per process from the settings. The nodes see only `graphs.deps.TeamDeps`; this is
-where the model, the gateway, memory and the limits come from (`service.deps`), and where a
-model call is made and accounted (`service.models`).
+where the model, the gateway, memory, the delivery folder and the limits come from
+(`service.deps`), and where a model call is made and accounted (`service.models`).
+`langgraph.json` serves `graph` (the pipeline, `coding_team`) and `selection_graph` (the
+execution-first team, `coding_team_selection`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel
 
 from graphs.context import TeamContext
-from graphs.deps import Limits, ModelOutputError, Sampling
+from graphs.deps import Limits, ModelOutputError, ModelServing, Sampling, text_of
 from graphs.selection_state import SelectionState
 from graphs.selection_team import compile_selection_team
-from graphs.state import TeamInput, Usage
+from graphs.state import TeamInput, TeamState, Usage
+from graphs.team import compile_team
+from memory.episodic import EpisodicMemory
+from memory.graph import MemoryGraph
 from memory.reflexion import lesson_texts
-from nodes.approval import approval
-from nodes.deliver import deliver
 from service import deps
-from service.models import StructuredOutputError, structured_call, text_of, usage_of
+from service.models import LOCAL_SERVER, StructuredOutputError, structured_call, usage_of
+from service.scripted import ScriptedChatModel
 from service.settings import Settings, get_settings
-from tools.gateway import ToolGateway
+from tools.gateway import SandboxLimits, ToolGateway
 
 LESSONS_K = 3
+
+
+def _local_server_url() -> str | None:
+    """The bundled llama-server's base URL if this process started it."""
+    url = getattr(LOCAL_SERVER, "_url", None)
+    return url.rstrip("/") if isinstance(url, str) else None
 
 
 class ServiceDeps:
@@ -38,6 +50,13 @@ class ServiceDeps:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sampling = Sampling(samples=settings.samples, temperature=settings.sample_temperature)
+        self.prompt_budget = settings.prompt_token_budget
+        self.sandbox_limits = SandboxLimits(
+            timeout_s=settings.sandbox_timeout_s,
+            cpu_s=settings.sandbox_cpu_s,
+            memory_mb=settings.sandbox_memory_mb,
+            file_size_mb=settings.sandbox_file_size_mb,
+        )
 
     def run_context(self, runtime_context: Any) -> TeamContext:
         """The run's context, made safe for a served run."""
@@ -51,13 +70,34 @@ class ServiceDeps:
         """Step, attempt and token limits in force."""
         return deps.limits(ctx, self.settings)
 
+    def destination(self, ctx: TeamContext, thread_id: str, fixed: str | None = None) -> Path:
+        """The folder fixed in state if it is inside the run's delivery root, else the default."""
+        return deps.destination(ctx, thread_id, fixed)
+
     async def model(self, ctx: TeamContext) -> BaseChatModel:
         """The injected or configured chat model."""
         return await deps.get_model(ctx)
 
+    def serving(self, model: BaseChatModel) -> ModelServing:
+        """Whether `model` is the scripted one or is served by the bundled llama-server."""
+        local = _local_server_url()
+        base = (model.openai_api_base or "").rstrip("/") if isinstance(model, ChatOpenAI) else ""
+        return ModelServing(
+            scripted=isinstance(model, ScriptedChatModel),
+            local_url=base if base and base == local else None,
+        )
+
     async def gateway(self, ctx: TeamContext) -> ToolGateway:
         """The tool gateway of this run."""
         return await deps.get_gateway(ctx)
+
+    async def memory(self, ctx: TeamContext) -> EpisodicMemory | None:
+        """The run's episodic memory (opened off the event loop)."""
+        return await deps.get_memory(ctx)
+
+    async def memory_graph(self, ctx: TeamContext) -> MemoryGraph | None:
+        """The memory graph in the tenant's namespace (opened off the event loop)."""
+        return await deps.get_memory_graph(ctx)
 
     async def lessons(self, ctx: TeamContext, goal: str) -> list[str]:
         """Lessons of this tenant's earlier similar tasks (other tasks' only)."""
@@ -76,29 +116,42 @@ class ServiceDeps:
         return text_of(reply), usage_of(reply)
 
     async def ask_json[T: BaseModel](
-        self, model: BaseChatModel, system: str, user: str, schema: type[T]
+        self,
+        model: BaseChatModel,
+        system: str,
+        user: str,
+        schema: type[T],
+        *,
+        retries: int | None = None,
+        sample: bool = False,
     ) -> tuple[T, Usage]:
         """A schema-constrained answer with the bounded repair retry."""
+        if retries is None:
+            retries = self.settings.structured_retries
         try:
             return await structured_call(
-                model, system, user, schema, retries=self.settings.structured_retries
+                model, system, user, schema, retries=retries, sample=sample
             )
         except StructuredOutputError as exc:
             raise ModelOutputError(str(exc), exc.usage) from None
 
 
-def destination(ctx: TeamContext, thread_id: str) -> str:
-    """Where this run delivers (the task's own folder for a served run)."""
-    return str(deps.out_dir(ctx, thread_id))
+def compile_pipeline(
+    checkpointer: BaseCheckpointSaver[Any] | None = None, settings: Settings | None = None
+) -> CompiledStateGraph[TeamState, TeamContext, TeamInput, TeamState]:
+    """The pipeline team (supervisor, coder, tester, reviewer) on this service's dependencies."""
+    return compile_team(ServiceDeps(settings or get_settings()), checkpointer)
 
 
-def compile_team(
+def compile_selection(
     checkpointer: BaseCheckpointSaver[Any] | None = None, settings: Settings | None = None
 ) -> CompiledStateGraph[SelectionState, TeamContext, TeamInput, SelectionState]:
     """The execution-first team on this service's dependencies."""
-    team_deps = ServiceDeps(settings or get_settings())
-    return compile_selection_team(team_deps, approval, deliver, destination, checkpointer)
+    return compile_selection_team(ServiceDeps(settings or get_settings()), checkpointer)
 
 
-graph = compile_team()
+graph = compile_pipeline()
+"""Entry point for `langgraph.json` (`coding_team`): no checkpointer, the server's."""
+
+selection_graph = compile_selection()
 """Entry point for `langgraph.json` (`coding_team_selection`): no checkpointer, the server's."""

@@ -27,8 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop what in-process tests started there, then remove the session's data dir."""
-    from memory.graph_server import stop_embedded
     from service.deps import close_memory
+    from service.graph_server import stop_embedded
 
     close_memory()
     stop_embedded()

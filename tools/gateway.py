@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
+from tools.errors import ToolError
 from tools.honeypot import HoneypotHit, scan_call
 from tools.ledger import BeginOutcome, EventKind, Ledger, LedgerEntry, idempotency_key
 from tools.pii import PiiVault
@@ -48,12 +49,11 @@ from tools.registry import (
     MemorySearch,
     SideEffect,
     ToolContext,
-    ToolError,
     ToolRegistry,
     ToolSpec,
-    Workspace,
 )
 from tools.sandbox.base import Sandbox, SandboxError, SandboxLimits
+from tools.workspaces import Workspace
 
 __all__ = [
     "ApprovalDecision",

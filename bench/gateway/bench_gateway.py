@@ -77,7 +77,6 @@ from tools.ledger import (
 )
 from tools.policy import Policy, PolicyConfig, ToolRule
 from tools.registry import (
-    MemoryWorkspace,
     SideEffect,
     ToolContext,
     ToolRegistry,
@@ -85,6 +84,7 @@ from tools.registry import (
     WorkspacePath,
     canonical_json,
 )
+from tools.workspaces import MemoryWorkspace
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PG_URL = os.environ.get("STRATEGOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

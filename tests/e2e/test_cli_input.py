@@ -15,8 +15,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.context import TeamContext
 from graphs.state import MAX_GOAL_CHARS, InvalidTaskInputError
-from graphs.team import compile_team, graph
 from service.exit_codes import ExitCode
+from service.team_deps import compile_pipeline, graph
 from tests.conftest import cli_env, scripted, write_script
 from tests.e2e.cli_support import GOAL, RIGHT_ADD, add_script, output, strategos
 
@@ -39,7 +39,7 @@ async def test_the_graph_rejects_a_bad_input_before_any_model_call(
 ) -> None:
     model = scripted([])  # any model call would raise ScriptMismatchError instead
     ctx = TeamContext(model=model, out_dir=str(tmp_path / "out"), use_memory=False)
-    team = compile_team(InMemorySaver())
+    team = compile_pipeline(InMemorySaver())
     with pytest.raises(InvalidTaskInputError, match="invalid task input") as caught:
         await team.ainvoke(given, {"configurable": {"thread_id": "bad"}}, context=ctx)
     assert problem in str(caught.value)

@@ -14,8 +14,8 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.context import TeamContext
-from graphs.team import compile_team
 from service.exit_codes import ExitCode
+from service.team_deps import compile_pipeline
 from tests.conftest import cases_reply, cli_env, coder_reply, scripted, write_script
 from tests.e2e.cli_support import FAULTY, GOAL, WRONG_ADD, add_script, output, strategos
 from tools.builtin import default_registry
@@ -84,7 +84,7 @@ async def test_a_served_run_stops_itself_before_its_callers_recursion_limit(
         gateway=ToolGateway(default_registry(), ledger, sandbox=LocalSandbox()),
     )
     config: Any = {"configurable": {"thread_id": "served"}, "recursion_limit": 25}
-    state = await compile_team(InMemorySaver()).ainvoke({"goal": GOAL}, config, context=ctx)
+    state = await compile_pipeline(InMemorySaver()).ainvoke({"goal": GOAL}, config, context=ctx)
     report = state["report"]
     assert report["stop_reason"] == (
         "the run's recursion limit is nearly spent (raise it, or lower max_steps)"

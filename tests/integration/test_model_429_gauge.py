@@ -22,8 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import redis
 
+from graphs.deps import text_of
 from service.limits import LimitStore, close_limit_stores, get_limit_store
-from service.models import chat_model, text_of
+from service.models import chat_model
 from service.settings import Settings, get_settings
 
 REDIS_URL = os.environ.get("STRATEGOS_TEST_REDIS", "redis://127.0.0.1:6379/0")

@@ -13,7 +13,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.context import TeamContext
-from service.team_deps import compile_team
+from service.team_deps import compile_selection
 from tests.conftest import scripted
 from tests.integration.test_team_scripted import gateway_in
 
@@ -38,7 +38,7 @@ async def run(
     tmp_path: Path, rules: list[dict[str, Any]], **options: Any
 ) -> tuple[dict[str, Any], Any]:
     model = scripted(rules)
-    graph = compile_team(InMemorySaver())
+    graph = compile_selection(InMemorySaver())
     ctx = TeamContext(
         model=model,
         out_dir=str(tmp_path / "out"),
@@ -131,7 +131,7 @@ async def test_a_human_rejection_starts_a_fresh_round_with_the_comment(tmp_path:
         {"role": "tester", "reply": {"calls": ["add(1, 2)"]}},
     ]
     model = scripted(rules)
-    graph = compile_team(InMemorySaver())
+    graph = compile_selection(InMemorySaver())
     ctx = TeamContext(
         model=model,
         out_dir=str(tmp_path / "out"),

@@ -2,7 +2,7 @@
 
 The server is the one `test_langgraph_server` starts (the repo's `langgraph.json`, a temporary
 data dir); its fixtures are reused here. langgraph.json's `store.path` makes langgraph-api
-serve `memory.server_store.qdrant_store` instead of its built-in store, which, with no `index`
+serve `service.server_store.qdrant_store` instead of its built-in store, which, with no `index`
 configured, would return every item unscored.
 """
 

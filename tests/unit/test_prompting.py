@@ -12,8 +12,10 @@ from langchain_core.messages import AIMessage, RemoveMessage
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+import nodes.prompt_budget as prompt_budget
 import nodes.prompting as prompting
 from graphs.context import TeamContext
+from graphs.deps import ModelServing
 from graphs.state import TeamState, WorkingDigest, newer_digest
 from memory.working import (
     CharTokenCounter,
@@ -21,19 +23,13 @@ from memory.working import (
     HttpTokenizer,
     PinnedOverBudget,
 )
-from nodes.prompting import (
-    ESTIMATE,
-    FOLD_AT,
-    KEEP_RECENT,
-    SCRIPTED_COUNTER,
-    Section,
-    assemble,
-    fold_history,
-    prompt_tokens,
-    token_counter,
-)
+from nodes.prompt_budget import ESTIMATE, SCRIPTED_COUNTER, fold_history, token_counter
+from nodes.prompt_history import FOLD_AT, KEEP_RECENT
+from nodes.prompting import Section, assemble, prompt_tokens
 from nodes.prompts import load_prompt
 from service import models
+from service.settings import get_settings
+from service.team_deps import ServiceDeps
 from tests.conftest import scripted
 
 COUNTER = CharTokenCounter(4.0)
@@ -142,12 +138,13 @@ def test_an_unfolded_long_history_is_summarised_for_the_view() -> None:
 
 async def test_fold_history_removes_old_messages_and_summarises_recursively() -> None:
     ctx = TeamContext(model=scripted([]), use_memory=False)
-    assert await fold_history(state(messages=chatter(FOLD_AT)), ctx) == {}
+    deps = ServiceDeps(get_settings())
+    assert await fold_history(deps, state(messages=chatter(FOLD_AT)), ctx) == {}
 
     first = chatter(FOLD_AT + 1)
     for n, m in enumerate(first):
         m.id = f"m{n}"
-    update = await fold_history(state(messages=first), ctx)
+    update = await fold_history(deps, state(messages=first), ctx)
     removed = update["messages"]
     assert all(isinstance(m, RemoveMessage) for m in removed)
     assert [m.id for m in removed] == [f"m{n}" for n in range(FOLD_AT + 1 - KEEP_RECENT)]
@@ -158,7 +155,7 @@ async def test_fold_history_removes_old_messages_and_summarises_recursively() ->
     later = chatter(FOLD_AT + 1, start=100)
     for n, m in enumerate(later):
         m.id = f"n{n}"
-    again = await fold_history(state(messages=later, working=digest), ctx)
+    again = await fold_history(deps, state(messages=later, working=digest), ctx)
     summary = again["working"]["summary"]
     assert "attempt 0 changed the loop" in summary and "attempt 100 changed" in summary
     assert again["working"]["paged_out"] == 2 * len(removed)
@@ -174,17 +171,25 @@ def test_newer_digest_never_undoes_a_later_fold() -> None:
 
 
 def test_the_counter_follows_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert token_counter(scripted([])) is SCRIPTED_COUNTER
+    deps = ServiceDeps(get_settings())
+
+    def counted(model: Any) -> Any:
+        return token_counter(model, deps.serving(model))
+
+    assert deps.serving(scripted([])) == ModelServing(scripted=True)
+    assert counted(scripted([])) is SCRIPTED_COUNTER
     local = "http://127.0.0.1:5999/v1"
     monkeypatch.setattr(models.LOCAL_SERVER, "_url", local)
     served = ChatOpenAI(base_url=local, api_key=SecretStr("local"), model="m")
-    counter = token_counter(served)
+    assert deps.serving(served) == ModelServing(local_url=local)
+    counter = counted(served)
     assert isinstance(counter, FallbackTokenCounter)
     assert isinstance(counter.primary, HttpTokenizer)
     assert counter.primary.url == "http://127.0.0.1:5999/tokenize"
-    assert token_counter(served) is counter, "one counter per server: its cache lasts"
+    assert counted(served) is counter, "one counter per server: its cache lasts"
     other = ChatOpenAI(base_url="http://10.0.0.1:8000/v1", api_key=SecretStr("k"), model="m")
-    assert token_counter(other) is ESTIMATE
+    assert deps.serving(other) == ModelServing()
+    assert counted(other) is ESTIMATE
 
 
 def test_openai_models_count_with_tiktoken_when_it_is_installed(
@@ -200,15 +205,15 @@ def test_openai_models_count_with_tiktoken_when_it_is_installed(
     fake = types.ModuleType("tiktoken")
     fake.encoding_for_model = lambda name: Encoding()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tiktoken", fake)
-    prompting._tiktoken_counter.cache_clear()
+    prompt_budget._tiktoken_counter.cache_clear()
     try:
         model = ChatOpenAI(api_key=SecretStr("k"), model="gpt-4o-mini")
-        counter = token_counter(model)
+        counter = token_counter(model, ModelServing())
         assert counter.count("one two three") == 3
         assert counter.count("one two three") == 3
         assert encoded == ["one two three"], "counts are cached per text"
     finally:
-        prompting._tiktoken_counter.cache_clear()
+        prompt_budget._tiktoken_counter.cache_clear()
 
 
 def test_a_failing_tokenizer_falls_back_to_an_estimate() -> None:

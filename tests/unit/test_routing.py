@@ -11,14 +11,17 @@ from langgraph.types import Command
 from graphs.context import TeamContext
 from graphs.state import Candidate, TeamState, merge_files
 from graphs.state import TestRun as RunRecord
-from nodes.supervisor import supervisor
+from nodes.supervisor import make_supervisor
 from service.scripted import Script, ScriptedChatModel, ScriptRule
+from service.settings import get_settings
+from service.team_deps import ServiceDeps
 
 MAX_ITERATIONS = 4
 MAX_STEPS = 20
 TOKEN_BUDGET = 10_000
 GOOD = "def f(x):\n    return 2 * x\n"
 BAD = "def f(x):\n    return x\n"
+supervisor = make_supervisor(ServiceDeps(get_settings()))
 
 
 def scripted(*rules: dict[str, Any]) -> ScriptedChatModel:
@@ -98,7 +101,7 @@ def notes(command: Command[Any]) -> str:
 
 
 async def route(st: TeamState, rt: Runtime[TeamContext] | None = None) -> Command[Any]:
-    command = await supervisor(st, rt or runtime())
+    command = await supervisor(st, runtime=rt or runtime())
     assert isinstance(command, Command)
     # The decision is always recorded so the next supervisor visit knows who just worked.
     assert command.update["next"] == command.goto  # type: ignore[index]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from nodes.approval import answered_by
+from nodes.approvers import answered_by
 from service.run_guard import Refused, check_answer, check_command, check_context
 from service.serve import aegra_env
 from service.settings import Settings

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from graphs.state import TeamState
-from nodes.approval import describe, parse_resume
+from nodes.approval import describe
+from nodes.approvers import parse_resume
 from service.settings import Settings
 from service.tasks import TaskNotFoundError, TaskRecord, load, new_task_id, save
 

@@ -19,7 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.registry import ToolContext, ToolError, ToolExample, ToolSpec
+from tools.errors import ToolError
+from tools.registry import ToolContext, ToolExample, ToolSpec
 
 __all__ = [
     "ApplyPatchArgs",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tools.registry import ToolContext, ToolError, ToolExample, ToolSpec, WorkspacePath
+from tools.errors import ToolError
+from tools.registry import ToolContext, ToolExample, ToolSpec, WorkspacePath
 
 __all__ = ["SPEC", "DeliverFilesArgs", "DeliverFilesResult", "DeliveredFile", "deliver_files"]
 

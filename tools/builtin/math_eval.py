@@ -16,7 +16,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
-import os
 import re
 import sys
 import weakref
@@ -25,7 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.registry import ToolContext, ToolError, ToolExample, ToolSpec
+from tools.child_env import child_env, python_path
+from tools.errors import ToolError
+from tools.registry import ToolContext, ToolExample, ToolSpec
 
 __all__ = ["MathEvalArgs", "MathEvalResult", "SPEC", "math_eval"]
 
@@ -248,10 +249,9 @@ class _Worker:
 
     async def _start(self) -> asyncio.subprocess.Process:
         root = str(Path(__file__).resolve().parents[2])
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-        }
+        # An allow-list, not a copy of our environment: the worker evaluates untrusted input,
+        # so API keys and other secrets must not be there for it to leak.
+        env = child_env(PYTHONPATH=python_path(root))
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -8,10 +8,10 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools.checks import RESULT_MARKER, Check, parse_report, runner_files
+from tools.errors import ToolError
 from tools.registry import (
     CODE_FORMAT,
     ToolContext,
-    ToolError,
     ToolExample,
     ToolSpec,
     WorkspacePath,

@@ -9,6 +9,7 @@ doubles stay valid.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Literal, Protocol, runtime_checkable
@@ -25,6 +26,7 @@ __all__ = [
     "SandboxLimits",
     "SandboxResult",
     "SandboxUnavailable",
+    "limits_hit",
     "validate_workspace_path",
 ]
 
@@ -115,6 +117,35 @@ class SandboxResult(BaseModel):
     def ok(self) -> bool:
         """True when the command exited 0 before the wall-clock limit."""
         return self.exit_code == 0 and not self.timed_out
+
+
+def limits_hit(
+    *,
+    exit_code: int,
+    timed_out: bool,
+    truncated: bool,
+    cpu: bool = False,
+    memory: bool = False,
+) -> tuple[LimitHit, ...]:
+    """Which limits a run visibly hit, from what every backend can see of it.
+
+    One definition for all backends, so `cpu` and `file_size` mean the same everywhere: the
+    kernel's SIGXCPU/SIGXFSZ, seen either as a negative return code or as a shell-style
+    128 + signal. `cpu` and `memory` add what only some backends observe (a CPU watchdog, cgroup
+    counters). The order is fixed, because reports print the tuple as it is.
+    """
+    checks: tuple[tuple[LimitHit, bool], ...] = (
+        ("timeout", timed_out),
+        ("cpu", cpu or _killed_by(exit_code, signal.SIGXCPU)),
+        ("file_size", _killed_by(exit_code, signal.SIGXFSZ)),
+        ("memory", memory),
+        ("output", truncated),
+    )
+    return tuple(name for name, hit in checks if hit)
+
+
+def _killed_by(exit_code: int, signum: int) -> bool:
+    return exit_code in (-signum, 128 + signum)
 
 
 @runtime_checkable

@@ -25,12 +25,12 @@ from e2b_code_interpreter import AsyncSandbox  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tools.sandbox.base import (
-    LimitHit,
     PythonEntry,
     SandboxError,
     SandboxLimits,
     SandboxResult,
     SandboxUnavailable,
+    limits_hit,
     validate_command,
     validate_workspace_path,
 )
@@ -281,11 +281,6 @@ def _to_result(execution: Any) -> SandboxResult:
         outcome = _Outcome.model_validate(ast.literal_eval(text))
     except (ValueError, SyntaxError, MemoryError, RecursionError, ValidationError) as exc:
         raise SandboxError(f"The E2B cell's outcome is not readable: {text[:200]!r}") from exc
-    hits: list[LimitHit] = []
-    if outcome.timed_out:
-        hits.append("timeout")
-    if outcome.truncated:
-        hits.append("output")
     return SandboxResult(
         exit_code=outcome.exit_code,
         stdout=stdout,
@@ -294,5 +289,7 @@ def _to_result(execution: Any) -> SandboxResult:
         duration_s=outcome.duration_s,
         output_truncated=outcome.truncated,
         files=outcome.files,
-        limits_hit=tuple(hits),
+        limits_hit=limits_hit(
+            exit_code=outcome.exit_code, timed_out=outcome.timed_out, truncated=outcome.truncated
+        ),
     )

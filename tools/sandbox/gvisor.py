@@ -1,7 +1,7 @@
 """gVisor sandbox: each run is an OCI container under `runsc run`, with its own user-space kernel.
 
 The user's code talks to gVisor's Sentry, not to the host kernel: a kernel exploit in the code
-has to break gVisor first. Each run gets a generated OCI bundle:
+has to break gVisor first. Each run gets a generated OCI bundle (`gvisor_bundle.py`):
 
 - a read-only root filesystem that is an empty skeleton directory (mount points and the host's
   `/bin → usr/bin`-style links), with the host `/usr` bind-mounted read-only on top;
@@ -22,22 +22,19 @@ janitor can destroy the containers of a SIGKILLed process and remove what they l
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
+import functools
 import json
 import os
 import secrets
 import shutil
-import signal
 import tempfile
-import time
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from tools.child_env import child_env
 from tools.sandbox.base import (
-    LimitHit,
     PythonEntry,
     SandboxLimits,
     SandboxResult,
@@ -46,22 +43,17 @@ from tools.sandbox.base import (
     validate_workspace_path,
 )
 from tools.sandbox.cgroups import CGROUP_ROOT, _own_cgroup_paths
-from tools.sandbox.local import (
-    _ENV,
-    _MIB,
-    _ROOT_LINKS,
-    SANDBOX_UID,
-    WORKSPACE,
-    _CappedBuffer,
-)
+from tools.sandbox.gvisor_bundle import make_skeleton, oci_spec
+from tools.sandbox.layout import SANDBOX_UID
 from tools.sandbox.markers import (
     GVISOR_CGROUP_PREFIX,
     RUNSC_BUNDLE_KIND,
-    RUNSC_ROOTFS_KIND,
     RUNSC_STATE_KIND,
     current_owner,
     name_prefix,
 )
+from tools.sandbox.supervise import kill_group, supervise
+from tools.sandbox.teardown import COLLECT_MAX_BYTES, close_at_exit
 from tools.sandbox.workspace import Workspace, create_workspace
 
 __all__ = ["GVisorSandbox"]
@@ -69,66 +61,7 @@ __all__ = ["GVisorSandbox"]
 Platform = Literal["ptrace", "kvm", "systrap"]
 _INSTALL_HINT = "install it with `apt-get install runsc` (Debian package `runsc`)"
 _KILL_GRACE_S = 3.0
-_DRAIN_GRACE_S = 5.0
-_COLLECT_MAX_BYTES = 4 * _MIB
-# gVisor's own processes (Sentry, Gofer and their Go threads) are host tasks in the same cgroup.
-_MIN_PIDS = 256
-_PIDS_HEADROOM = 192
 _CPU_POLL_S = 0.2
-_EPERM = 1
-# Namespace flags of clone(2): CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET.
-_CLONE_NS_FLAGS = (0x20000, 0x2000000, 0x4000000, 0x8000000, 0x10000000, 0x20000000, 0x40000000)
-# Inside the Sentry these calls cannot reach the host kernel, but code that needs none of them
-# gets no second kernel surface either: no namespaces, mounts, tracing, BPF, keyrings.
-_SECCOMP: dict[str, Any] = {
-    "defaultAction": "SCMP_ACT_ALLOW",
-    "architectures": ["SCMP_ARCH_X86_64"],
-    "syscalls": [
-        {
-            "names": [
-                "unshare",
-                "setns",
-                "mount",
-                "umount2",
-                "chroot",
-                "pivot_root",
-                "ptrace",
-                "process_vm_readv",
-                "process_vm_writev",
-                "bpf",
-                "perf_event_open",
-                "keyctl",
-                "add_key",
-                "request_key",
-                "userfaultfd",
-                "open_by_handle_at",
-                "name_to_handle_at",
-                "kexec_load",
-                "init_module",
-                "finit_module",
-                "delete_module",
-                "reboot",
-                "swapon",
-                "swapoff",
-                "acct",
-            ],
-            "action": "SCMP_ACT_ERRNO",
-            "errnoRet": _EPERM,
-        },
-        # clone3 passes its flags in memory, which seccomp cannot inspect; this runsc answers it
-        # with ENOSYS itself (libc falls back to clone, filtered below), and a filter rule for it
-        # would make the Sentry return EPERM instead, which breaks thread creation.
-        *(
-            {
-                "names": ["clone"],
-                "action": "SCMP_ACT_ERRNO",
-                "errnoRet": _EPERM,
-                "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
-            }
-            for flag in _CLONE_NS_FLAGS
-        ),
-    ],
-}
 
 
 class GVisorSandbox(PythonEntry):
@@ -173,7 +106,7 @@ class GVisorSandbox(PythonEntry):
         self.state_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._rootfs: Path | None = None
         self._probed = False
-        atexit.register(_close_at_exit, weakref.ref(self))
+        close_at_exit(self)
 
     @property
     def isolation(self) -> dict[str, object]:
@@ -194,7 +127,7 @@ class GVisorSandbox(PythonEntry):
             f"--platform={self.platform}",
             "--network=none",
             "--host-uds=none",
-            # Apply the spec's seccomp filter to the code inside the Sentry (see _SECCOMP).
+            # Apply the spec's seccomp filter (`gvisor_bundle.SECCOMP`) to the code in the Sentry.
             "--oci-seccomp",
             *self.extra_flags,
         ]
@@ -225,72 +158,15 @@ class GVisorSandbox(PythonEntry):
         tmp: Path,
     ) -> dict[str, Any]:
         """The OCI runtime spec (config.json) for one run; `tmp` is the host dir bound at /tmp."""
-        memory = limits.memory_mb * _MIB
-        rlimits = [
-            ("RLIMIT_CPU", limits.cpu_s),
-            ("RLIMIT_AS", memory),
-            ("RLIMIT_FSIZE", limits.file_size_mb * _MIB),
-            ("RLIMIT_NOFILE", limits.open_files),
-            ("RLIMIT_NPROC", limits.max_processes),
-            ("RLIMIT_CORE", 0),
-        ]
-        no_caps: dict[str, list[str]] = {
-            key: [] for key in ("bounding", "effective", "inheritable", "permitted", "ambient")
-        }
-        return {
-            "ociVersion": "1.0.0",
-            "process": {
-                "terminal": False,
-                "user": {"uid": SANDBOX_UID, "gid": SANDBOX_UID, "additionalGids": []},
-                "args": list(command),
-                "env": [f"{name}={value}" for name, value in _ENV.items()],
-                "cwd": WORKSPACE,
-                "capabilities": no_caps,
-                "noNewPrivileges": True,
-                "rlimits": [{"type": name, "hard": v, "soft": v} for name, v in rlimits],
-            },
-            "root": {"path": str(self._skeleton()), "readonly": True},
-            "hostname": "sandbox",
-            "mounts": [
-                {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
-                {
-                    "destination": "/usr",
-                    "type": "bind",
-                    "source": "/usr",
-                    "options": ["rbind", "ro", "nosuid", "nodev"],
-                },
-                {
-                    "destination": "/tmp",
-                    "type": "bind",
-                    "source": str(tmp),
-                    "options": ["rbind", "rw", "nosuid", "nodev"],
-                },
-                {
-                    "destination": WORKSPACE,
-                    "type": "bind",
-                    "source": str(workspace),
-                    "options": ["rbind", "rw", "nosuid", "nodev"],
-                },
-            ],
-            "linux": {
-                "namespaces": [
-                    {"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")
-                ],
-                # Relative: runsc nests it under this process's own cgroup in each hierarchy.
-                "cgroupsPath": f"{GVISOR_CGROUP_PREFIX}-{container_id}",
-                "resources": {
-                    "pids": {"limit": max(_MIN_PIDS, limits.max_processes + _PIDS_HEADROOM)},
-                    "memory": {
-                        "limit": (limits.memory_mb + self.memory_overhead_mb) * _MIB,
-                        "swap": (limits.memory_mb + self.memory_overhead_mb) * _MIB,
-                    },
-                },
-                "seccomp": _SECCOMP,
-                "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list"],
-                "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"],
-            },
-        }
+        return oci_spec(
+            container_id,
+            command,
+            limits,
+            rootfs=self._skeleton(),
+            workspace=workspace,
+            tmp=tmp,
+            memory_overhead_mb=self.memory_overhead_mb,
+        )
 
     async def aclose(self) -> None:
         """Remove the private runsc state directory and root filesystem skeleton."""
@@ -307,25 +183,9 @@ class GVisorSandbox(PythonEntry):
     # -- internals -------------------------------------------------------------------------
 
     def _skeleton(self) -> Path:
-        """A root filesystem of empty mount points and the host's merged-/usr links."""
+        """The read-only root filesystem shared by this backend's runs (made on first use)."""
         if self._rootfs is None:
-            base = Path(tempfile.mkdtemp(prefix=name_prefix(RUNSC_ROOTFS_KIND)))
-            os.chmod(base, 0o755)
-            root = base / "rootfs"
-            root.mkdir(mode=0o755)
-            for name in ("usr", "tmp", "proc", "dev", "workspace", "etc"):
-                (root / name).mkdir(mode=0o755)
-            for name in _ROOT_LINKS:
-                host = Path("/") / name
-                if host.is_symlink():
-                    (root / name).symlink_to(os.readlink(host))
-            (root / "etc" / "passwd").write_text(
-                "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                "nobody:x:65534:65534:nobody:/workspace:/usr/sbin/nologin\n"
-            )
-            (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
-            (root / "etc" / "hostname").write_text("sandbox\n")
-            self._rootfs = root
+            self._rootfs = make_skeleton()
         return self._rootfs
 
     async def _ensure_usable(self) -> None:
@@ -359,7 +219,7 @@ class GVisorSandbox(PythonEntry):
             (bundle / "config.json").write_text(json.dumps(spec))
             result = await self._execute(container_id, bundle, limits)
             if wanted:
-                files = await asyncio.to_thread(workspace.collect, wanted, _COLLECT_MAX_BYTES)
+                files = await asyncio.to_thread(workspace.collect, wanted, COLLECT_MAX_BYTES)
                 result = result.model_copy(update={"files": files})
             return result
         finally:
@@ -381,9 +241,6 @@ class GVisorSandbox(PythonEntry):
         self, container_id: str, bundle: Path, limits: SandboxLimits
     ) -> SandboxResult:
         argv = [self.runsc, *self.global_flags(), "run", "--bundle", str(bundle), container_id]
-        out = _CappedBuffer(limits.max_output_bytes)
-        err = _CappedBuffer(limits.max_output_bytes)
-        start = time.monotonic()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -391,67 +248,20 @@ class GVisorSandbox(PythonEntry):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                env=child_env(),  # the container's own environment is set in its spec
             )
         except OSError as exc:
             raise SandboxUnavailable(f"Could not start runsc ({self.runsc}): {exc}.") from exc
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = [
-            asyncio.ensure_future(out.drain(proc.stdout)),
-            asyncio.ensure_future(err.drain(proc.stderr)),
-        ]
-        waiter = asyncio.ensure_future(proc.wait())
         seen: dict[str, int] = {}
         watchdog = asyncio.ensure_future(_cpu_watchdog(container_id, limits.cpu_s, seen))
-        finished = asyncio.gather(waiter, *readers)
-        racers: list[asyncio.Future[Any]] = [finished, watchdog]
-        timed_out = cpu_exceeded = False
+        stop = functools.partial(self._destroy, container_id, proc)
         try:
-            done, _ = await asyncio.wait(
-                racers, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            if finished not in done:
-                cpu_exceeded = watchdog in done
-                timed_out = not cpu_exceeded
-                await self._destroy(container_id, proc, waiter)
-            exit_code = await waiter
-            duration = time.monotonic() - start
-            _, unfinished = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
-            for task in unfinished:
-                task.cancel()
-        except BaseException:
-            try:
-                await self._destroy(container_id, proc, waiter)
-            finally:
-                waiter.cancel()
-                for task in readers:
-                    task.cancel()
-            raise
+            finished = await supervise(proc, limits, stop, watchdog=watchdog)
         finally:
             watchdog.cancel()
-            finished.cancel()
             # `runsc run` deletes the container when it exits; make sure of it on every path.
             await self._delete(container_id)
-        hits: list[LimitHit] = []
-        if timed_out:
-            hits.append("timeout")
-        if cpu_exceeded or exit_code in (128 + signal.SIGXCPU, -signal.SIGXCPU):
-            hits.append("cpu")
-        if exit_code in (128 + signal.SIGXFSZ, -signal.SIGXFSZ):
-            hits.append("file_size")
-        near_limit = seen.get("memory_peak", 0) >= 0.9 * seen.get("memory_limit", 1 << 62)
-        if seen.get("memory_failcnt", 0) > 0 or (exit_code != 0 and near_limit):
-            hits.append("memory")
-        if out.truncated or err.truncated:
-            hits.append("output")
-        return SandboxResult(
-            exit_code=exit_code,
-            stdout=out.text(),
-            stderr=err.text(),
-            timed_out=timed_out,
-            duration_s=round(duration, 3),
-            output_truncated=out.truncated or err.truncated,
-            limits_hit=tuple(hits),
-        )
+        return finished.result(memory=_memory_hit(seen, finished.exit_code))
 
     async def _destroy(
         self, container_id: str, proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]
@@ -462,9 +272,7 @@ class GVisorSandbox(PythonEntry):
             await asyncio.wait_for(asyncio.shield(waiter), _KILL_GRACE_S)
         except TimeoutError:
             await self._delete(container_id)
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc)
             await waiter
 
     async def _delete(self, container_id: str) -> None:
@@ -481,6 +289,7 @@ class GVisorSandbox(PythonEntry):
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            env=child_env(),
         )
         try:
             await asyncio.wait_for(proc.wait(), _KILL_GRACE_S * 2)
@@ -521,10 +330,10 @@ async def _cpu_watchdog(container_id: str, cpu_s: int, seen: dict[str, int]) -> 
             return
 
 
-def _close_at_exit(ref: weakref.ReferenceType[GVisorSandbox]) -> None:
-    sandbox = ref()
-    if sandbox is not None:
-        sandbox.close()
+def _memory_hit(seen: Mapping[str, int], exit_code: int) -> bool:
+    """Whether the container hit its memory limit, from the counters `_cpu_watchdog` noted."""
+    near_limit = seen.get("memory_peak", 0) >= 0.9 * seen.get("memory_limit", 1 << 62)
+    return seen.get("memory_failcnt", 0) > 0 or (exit_code != 0 and near_limit)
 
 
 def _cleanup(workspace: Workspace, bundle: Path) -> None:

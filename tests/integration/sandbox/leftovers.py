@@ -95,7 +95,11 @@ def _cgroups(owner: Owner) -> list[Path]:
 
 def _processes(owner: Owner) -> list[int]:
     """Processes whose command line names one of the owner's resources (bwrap, runsc…)."""
-    tag = f"-{owner.tag}-"
+    return processes_with(f"-{owner.tag}-".encode())
+
+
+def processes_with(needle: bytes) -> list[int]:
+    """Pids of the processes whose command line contains `needle`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -104,6 +108,6 @@ def _processes(owner: Owner) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if tag.encode() in cmdline:
+        if needle in cmdline:
             found.append(int(entry.name))
     return found

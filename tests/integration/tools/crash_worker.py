@@ -15,7 +15,8 @@ from tests.integration.tools.side_effects import CALL, THREAD, append_line_spec
 from tools.gateway import CallContext, ToolGateway
 from tools.ledger import open_ledger
 from tools.policy import Policy, PolicyConfig
-from tools.registry import MemoryWorkspace, ToolRegistry
+from tools.registry import ToolRegistry
+from tools.workspaces import MemoryWorkspace
 
 
 async def main(url: str, counter: str, when: str) -> None:

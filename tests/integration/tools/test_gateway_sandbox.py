@@ -12,8 +12,9 @@ from tools.builtin import default_registry
 from tools.gateway import ApprovalDecision, ApprovalRequest, CallContext, ToolGateway
 from tools.ledger import Ledger
 from tools.policy import Policy, PolicyConfig
-from tools.registry import MemoryWorkspace, ToolSpec
+from tools.registry import ToolSpec
 from tools.sandbox import LocalSandbox, SandboxLimits, SandboxResult
+from tools.workspaces import MemoryWorkspace
 
 REGISTRY = default_registry()
 SANDBOX_EXAMPLES = [

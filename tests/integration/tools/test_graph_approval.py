@@ -11,11 +11,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 from typing_extensions import TypedDict
 
-from nodes.approval import interrupt_approver
+from nodes.approvers import interrupt_approver
 from tools.builtin import default_registry
 from tools.gateway import CallContext, ToolGateway
 from tools.ledger import Ledger
-from tools.registry import DirWorkspace
+from tools.workspaces import DirWorkspace
 
 
 class State(TypedDict, total=False):

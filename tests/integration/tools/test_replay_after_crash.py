@@ -16,7 +16,8 @@ from tests.integration.tools.side_effects import CALL, THREAD, append_line_spec,
 from tools.gateway import CallContext, ToolGateway
 from tools.ledger import Ledger
 from tools.policy import Policy, PolicyConfig
-from tools.registry import MemoryWorkspace, ToolRegistry
+from tools.registry import ToolRegistry
+from tools.workspaces import MemoryWorkspace
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -23,8 +23,9 @@ from tools.builtin.run_candidates import (
     run_candidates,
     runner_workspace,
 )
-from tools.registry import MemoryWorkspace, ToolContext
+from tools.registry import ToolContext
 from tools.sandbox import LocalSandbox, SandboxLimits
+from tools.workspaces import MemoryWorkspace
 
 SQUARE = "def sq(x):\n    return x * x\n"
 CANDIDATES: dict[str, str | None] = {

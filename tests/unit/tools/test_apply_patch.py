@@ -11,7 +11,8 @@ from tools.builtin.apply_patch import (
     apply_patch,
     parse_patch,
 )
-from tools.registry import MemoryWorkspace, ToolContext
+from tools.registry import ToolContext
+from tools.workspaces import MemoryWorkspace
 
 ORIGINAL = "".join(f"line {i}\n" for i in range(1, 21))
 

@@ -16,7 +16,8 @@ from tools.gateway import ApprovalDecision, ApprovalRequest, CallContext, ToolGa
 from tools.ledger import SqliteLedger, idempotency_key
 from tools.pii import PiiVault
 from tools.policy import Policy, PolicyConfig
-from tools.registry import MemoryWorkspace, SideEffect, ToolContext, ToolRegistry, ToolSpec
+from tools.registry import SideEffect, ToolContext, ToolRegistry, ToolSpec
+from tools.workspaces import MemoryWorkspace
 
 THREAD = "thread-1"
 

@@ -1,11 +1,18 @@
-"""math_eval: exact answers, and untrusted input never reaches SymPy's eval."""
+"""math_eval: exact answers; untrusted input never reaches SymPy's eval, nor secrets the worker."""
 
 from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
 
 import pytest
 
 from tools.builtin.math_eval import MathEvalArgs, math_eval
-from tools.registry import MemoryWorkspace, ToolContext, ToolError
+from tools.child_env import INHERITED, child_env
+from tools.errors import ToolError
+from tools.registry import ToolContext
+from tools.workspaces import MemoryWorkspace
 
 CTX = ToolContext(workspace=MemoryWorkspace(), tenant_id="t", task_id="task")
 
@@ -81,3 +88,47 @@ async def test_a_computation_over_the_time_limit_is_killed_and_the_tool_recovers
     # The fresh worker imports sympy again, which can take over a second on a busy machine.
     monkeypatch.setattr(module, "TIMEOUT_S", usual)
     assert (await run("2 + 2"))["result"] == "4"
+
+
+FAKE_SECRETS = {
+    "OPENAI_API_KEY": "sk-fake-openai-0123456789",
+    "STRATEGOS_API_KEY": "fake-strategos-key-0123456789",
+    "AWS_SECRET_ACCESS_KEY": "fake-aws-secret-0123456789",
+}
+
+
+def _environ_of(pid: int) -> dict[str, str]:
+    """The environment the kernel handed to process `pid` when it started."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (entry.decode().split("=", 1) for entry in raw.split(b"\0") if entry)
+    return {pair[0]: pair[-1] for pair in pairs}
+
+
+async def test_the_worker_process_never_sees_the_services_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tools.builtin import math_eval as module
+
+    for name, value in FAKE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    await module.shutdown_worker()  # the next call starts a worker under this environment
+    try:
+        assert (await run("1 + 1"))["result"] == "2"
+        proc = module._WORKERS[asyncio.get_running_loop()].proc
+        assert proc is not None and proc.returncode is None
+        environ = _environ_of(proc.pid)
+    finally:
+        await module.shutdown_worker()
+    assert not set(FAKE_SECRETS) & set(environ)
+    assert not any(value in environ.values() for value in FAKE_SECRETS.values())
+    assert set(environ) <= {*INHERITED, "PYTHONPATH"}
+    assert environ["PYTHONPATH"].split(os.pathsep)[0] == str(Path(module.__file__).parents[2])
+
+
+def test_child_env_passes_only_the_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in FAKE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    env = child_env(PYTHONPATH="/x")
+    assert env["LANG"] == "C.UTF-8" and env["PYTHONPATH"] == "/x"
+    assert set(env) <= {*INHERITED, "PYTHONPATH"}

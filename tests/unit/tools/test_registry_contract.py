@@ -17,14 +17,12 @@ from tools.builtin import default_registry
 from tools.registry import (
     CODE_FORMAT,
     PATH_FORMAT,
-    SCHEMAS_DIR,
-    MemoryWorkspace,
     ToolContext,
     ToolRegistry,
     ToolSpec,
-    snapshot_problems,
-    write_snapshots,
 )
+from tools.schema_snapshots import SCHEMAS_DIR, snapshot_problems, write_snapshots
+from tools.workspaces import MemoryWorkspace
 
 REPO = Path(__file__).resolve().parents[3]
 REGISTRY = default_registry()
@@ -180,7 +178,7 @@ def test_drift_guard_reports_missing_and_orphaned_snapshots(tmp_path: Path) -> N
 
 def test_check_command_passes_on_the_committed_snapshots() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.registry", "--check"],
+        [sys.executable, "-m", "tools.schema_snapshots", "--check"],
         cwd=REPO,
         capture_output=True,
         text=True,

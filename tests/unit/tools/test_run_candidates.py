@@ -20,8 +20,9 @@ from tools.builtin.run_candidates import (
     run_candidates,
     runner_workspace,
 )
-from tools.registry import MemoryWorkspace, ToolContext
+from tools.registry import ToolContext
 from tools.sandbox import SandboxLimits
+from tools.workspaces import MemoryWorkspace
 
 ADD = "def add(a, b):\n    return a + b\n"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.registry import DirWorkspace, MemoryWorkspace, Workspace, WorkspaceError
+from tools.workspaces import DirWorkspace, MemoryWorkspace, Workspace, WorkspaceError
 
 ESCAPES = ["/etc/passwd", "../outside.txt", "a/../../outside.txt", "", "a//b", "./a", "a\x00b"]
 

@@ -46,6 +46,8 @@ class Sampling:
     repair_rounds: int = 2
     """Repair rounds before a fresh sampling round."""
     repair_targets: int = 2
+    referee: bool = True
+    """Whether close clusters are put to the reviewer as one concrete question."""
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ After each judged batch `decide` says what comes next, from the judge's verdict 
 | verdict | and | next |
 |---|---|---|
 | a guard tripped (steps, tokens) | | conclude |
-| the winner passes the goal's examples | two or more distinct survivors, no inputs yet | probe |
-| the winner passes the goal's examples | two close clusters disagree, not yet asked | referee |
-| the winner passes the goal's examples | otherwise | conclude |
+| passes the goal's examples | two or more distinct survivors, no inputs yet (inputs on) | probe |
+| passes the goal's examples | two close clusters disagree, not yet asked (referee on) | referee |
+| passes the goal's examples | otherwise | conclude |
 | no candidate passes (or none was valid) | attempts used up | conclude |
 | no candidate passes | fewer than `repair_rounds` repairs in a row, failures to show | repair |
 | no candidate passes | otherwise | sample (a fresh round) |
@@ -89,11 +89,11 @@ def decide(state: SelectionState, limits: Limits, sampling: Sampling) -> Route:
     if guard_reason(state, limits):
         return "conclude"
     if verdict is not None and verdict["passes_spec"]:
-        if "inputs" not in state and verdict["survivors"] >= 2:
+        if "inputs" not in state and verdict["survivors"] >= 2 and sampling.inputs > 0:
             return "probe"
         question = verdict.get("question")
         asked = question is not None and question_key(question) in state.get("asked", [])
-        if question is not None and not verdict["agree"] and not asked:
+        if question is not None and not verdict["agree"] and not asked and sampling.referee:
             return "referee"
         return "conclude"
     if state.get("iteration", 0) >= limits.max_iterations:

@@ -89,6 +89,20 @@ class Settings(BaseSettings):
         default=4, ge=0, le=7, description="Sampled candidates per round besides the greedy one."
     )
     sample_temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    sample_inputs: int = Field(
+        default=8,
+        ge=0,
+        le=20,
+        description="Inputs the tester proposes to compare candidates on (0: no tester call).",
+    )
+    repair_rounds: int = Field(
+        default=2, ge=0, le=4, description="Repair rounds before a fresh sampling round."
+    )
+    referee: bool = Field(
+        default=True,
+        description="Ask the reviewer which of two disagreeing outputs is right (else the "
+        "largest cluster wins outright).",
+    )
     max_steps_cap: int = Field(
         default=200, ge=1, description="Largest max_steps a served request may ask for."
     )

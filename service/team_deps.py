@@ -49,7 +49,13 @@ class ServiceDeps:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.sampling = Sampling(samples=settings.samples, temperature=settings.sample_temperature)
+        self.sampling = Sampling(
+            samples=settings.samples,
+            temperature=settings.sample_temperature,
+            inputs=settings.sample_inputs,
+            repair_rounds=settings.repair_rounds,
+            referee=settings.referee,
+        )
         self.prompt_budget = settings.prompt_token_budget
         self.sandbox_limits = SandboxLimits(
             timeout_s=settings.sandbox_timeout_s,

@@ -107,6 +107,21 @@ def test_decide(name: str, given: Any, expected: str) -> None:
     assert decide(cleaned, LIMITS, SAMPLING) == expected
 
 
+ABLATIONS = [
+    ("no tester inputs", Sampling(inputs=0), state(verdict=verdict(survivors=2), inputs=None)),
+    ("no referee", Sampling(referee=False), state(verdict=verdict(question=QUESTION))),
+    ("no repairs", Sampling(repair_rounds=0), state(verdict=FAILING)),
+]
+ABLATED = {"no tester inputs": "conclude", "no referee": "conclude", "no repairs": "sample"}
+
+
+@pytest.mark.parametrize(("name", "sampling", "given"), ABLATIONS, ids=[a[0] for a in ABLATIONS])
+def test_each_ablation_switches_off_its_step(name: str, sampling: Sampling, given: Any) -> None:
+    cleaned = {k: v for k, v in given.items() if v is not None}
+    assert decide(cleaned, LIMITS, SAMPLING) != ABLATED[name]
+    assert decide(cleaned, LIMITS, sampling) == ABLATED[name]
+
+
 def test_trailing_repairs_counts_since_the_last_sampling_round() -> None:
     assert trailing_repairs(["sample", "repair", "repair"]) == 2
     assert trailing_repairs(["repair", "sample"]) == 0

@@ -118,6 +118,10 @@ def run(
     max_steps: Annotated[int | None, typer.Option(min=1, help="Agent step limit.")] = None,
     token_budget: Annotated[int | None, typer.Option(min=1, help="Token budget.")] = None,
     task_id: Annotated[str | None, typer.Option(help="Choose the task id.")] = None,
+    team: Annotated[
+        str | None,
+        typer.Option(help="pipeline or selection (default: STRATEGOS_TEAM, else pipeline)."),
+    ] = None,
 ) -> None:
     """Start a task and stream the team's work until it is delivered or needs approval.
 
@@ -141,6 +145,7 @@ def run(
             out_dir=str(delivery),
             max_steps=max_steps,
             token_budget=token_budget,
+            team=team or settings.team,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -42,7 +42,7 @@ from service.live import LiveView
 from service.models import chat_model
 from service.persistence import checkpointer
 from service.settings import Settings
-from service.team_deps import compile_pipeline
+from service.team_deps import compile_named
 
 STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 Graph = CompiledStateGraph[Any, Any, Any, Any]
@@ -89,7 +89,7 @@ async def _closing(coro: Coroutine[Any, Any, ExitCode]) -> ExitCode:
 
 async def _snapshot(settings: Settings, record: tasks.TaskRecord) -> StateSnapshot:
     async with checkpointer(settings) as saver:
-        return await compile_pipeline(saver, settings).aget_state(record.config(settings))
+        return await compile_named(record.team, saver, settings).aget_state(record.config(settings))
 
 
 def record_input(record: tasks.TaskRecord) -> dict[str, Any]:
@@ -102,8 +102,13 @@ def record_input(record: tasks.TaskRecord) -> dict[str, Any]:
 
 async def start_task(settings: Settings, record: tasks.TaskRecord, interactive: bool) -> ExitCode:
     """`strategos run`: a task id is bound to its goal; a new one starts the team."""
-    snapshot = await _snapshot(settings, record)
     existing = tasks.find(settings, record.task_id)
+    if existing is not None and existing.team != record.team:
+        raise fail(
+            f"task {record.task_id} runs on the {existing.team} team; use another --task-id",
+            ExitCode.TASK_CONFLICT,
+        )
+    snapshot = await _snapshot(settings, record)
     done = _reused(record, existing, snapshot)
     if done is not None:
         return done
@@ -208,7 +213,7 @@ async def drive(
     started = time.monotonic()
     report: dict[str, Any] | None = None
     async with checkpointer(settings) as saver:
-        graph: Graph = compile_pipeline(saver, settings)
+        graph: Graph = compile_named(record.team, saver, settings)
         view = _view(await graph.aget_state(config))
         while True:
             try:

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     max_steps: int = Field(default=24, ge=1, description="Graph node visits before stopping.")
     max_iterations: int = Field(default=4, ge=1, description="Coder attempts before delivering.")
     token_budget: int = Field(default=60_000, ge=1, description="Tokens per task (in + out).")
+    team: Literal["pipeline", "selection"] = Field(
+        default="pipeline",
+        description="The team a new CLI task runs: the supervisor's pipeline or the "
+        "execution-first team (candidates chosen by execution).",
+    )
     samples: int = Field(
         default=4, ge=0, le=7, description="Sampled candidates per round besides the greedy one."
     )

@@ -37,6 +37,8 @@ class TaskRecord(BaseModel):
     out_dir: str
     max_steps: int | None = Field(default=None, ge=1)
     token_budget: int | None = Field(default=None, ge=1)
+    team: Literal["pipeline", "selection"] = "pipeline"
+    """The graph the task runs on, fixed at creation: its checkpoints are that graph's."""
     created_at: float = Field(default_factory=time.time)
 
     @field_validator("task_id")

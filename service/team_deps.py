@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -154,6 +154,17 @@ def compile_selection(
 ) -> CompiledStateGraph[SelectionState, TeamContext, TeamInput, SelectionState]:
     """The execution-first team on this service's dependencies."""
     return compile_selection_team(ServiceDeps(settings or get_settings()), checkpointer)
+
+
+def compile_named(
+    team: Literal["pipeline", "selection"],
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    settings: Settings | None = None,
+) -> CompiledStateGraph[Any, TeamContext, TeamInput, Any]:
+    """The team called `team` (a task record names the one its checkpoints belong to)."""
+    if team == "selection":
+        return compile_selection(checkpointer, settings)
+    return compile_pipeline(checkpointer, settings)
 
 
 graph = compile_pipeline()

@@ -11,6 +11,8 @@ incident exactly, not by sleeping and hoping:
   server restarted): every open connection is dead.
 - `LEDGER_FAILS_ONCE=1`: the first tool call raises `psycopg.OperationalError` inside its node.
 - `RECURSION_LIMIT=n`: runs get LangGraph recursion limit `n` whatever their step limit.
+- `DIE_AFTER_TOOL=name`: SIGKILL right after the gateway recorded that tool's completed
+  execution, before the node that called it returns (its writes are never saved).
 - `DIE_INSIDE_SANDBOX=file`: SIGKILL while the local sandbox runs code (its child is running),
   after writing this process's sandbox owner tag to `file` (to find what it left behind).
 
@@ -130,6 +132,18 @@ def _die_inside_sandbox(tag_file: str) -> None:
     LocalSandbox._supervise = _supervise  # type: ignore[method-assign]
 
 
+def _die_after_tool(name: str) -> None:
+    original = ToolGateway._execute
+
+    async def _execute(self: ToolGateway, call: Any, attempt: int | None) -> Any:
+        observation = await original(self, call, attempt)
+        if call.spec.name == name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return observation
+
+    ToolGateway._execute = _execute  # type: ignore[method-assign]
+
+
 def _install() -> None:
     if node := os.environ.get("DIE_AFTER_WRITES_OF"):
         _kill_after_writes(node)
@@ -139,6 +153,8 @@ def _install() -> None:
         _fault_after_reply(role, refuse_new=False)
     if os.environ.get("LEDGER_FAILS_ONCE") == "1":
         _ledger_fails_once()
+    if tool := os.environ.get("DIE_AFTER_TOOL"):
+        _die_after_tool(tool)
     if tag_file := os.environ.get("DIE_INSIDE_SANDBOX"):
         _die_inside_sandbox(tag_file)
     if limit := os.environ.get("RECURSION_LIMIT"):

@@ -140,7 +140,8 @@ async def get_model(ctx: TeamContext) -> BaseChatModel:
 def _default_sandbox() -> Any:
     from tools.sandbox import make_sandbox
 
-    return make_sandbox(get_settings().sandbox)
+    settings = get_settings()
+    return make_sandbox(settings.sandbox, **settings.sandbox_options())
 
 
 def sandbox(ctx: TeamContext) -> Any:

@@ -250,10 +250,36 @@ class Settings(BaseSettings):
         description="Sandbox backend for untrusted code: bubblewrap (local), gVisor's runsc, "
         "or E2B (E2B_API_KEY; E2B_SANDBOX_URL for a self-hosted executor).",
     )
+    e2b_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("E2B_API_KEY", "STRATEGOS_E2B_API_KEY")
+    )
+    e2b_template: str | None = Field(default=None, validation_alias="E2B_TEMPLATE")
+    e2b_domain: str | None = Field(default=None, validation_alias="E2B_DOMAIN")
+    e2b_sandbox_url: str | None = Field(
+        default=None,
+        validation_alias="E2B_SANDBOX_URL",
+        description="A self-hosted executor; requests skip E2B's control plane (debug mode).",
+    )
     sandbox_timeout_s: float = 20.0
     sandbox_memory_mb: int = 512
     sandbox_cpu_s: int = 20
     sandbox_file_size_mb: int = 16
+
+    def sandbox_options(self) -> dict[str, str | bool]:
+        """The chosen backend's constructor options (E2B's come from here, not the SDK's own
+        reading of the environment, so one place holds every knob)."""
+        if self.sandbox != "e2b":
+            return {}
+        options: dict[str, str | bool] = {}
+        if self.e2b_api_key is not None:
+            options["api_key"] = self.e2b_api_key.get_secret_value()
+        if self.e2b_template:
+            options["template"] = self.e2b_template
+        if self.e2b_domain:
+            options["domain"] = self.e2b_domain
+        if self.e2b_sandbox_url:
+            options.update(sandbox_url=self.e2b_sandbox_url, debug=True)
+        return options
 
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Self:

@@ -11,6 +11,8 @@ from graphs.context import TeamContext
 from service import deps
 from service.settings import Settings, get_settings
 from tools.sandbox import LocalSandbox
+from tools.sandbox.e2b import E2BSandbox
+from tools.sandbox.executor import ExecutorServer
 from tools.sandbox.gvisor import GVisorSandbox
 
 
@@ -38,3 +40,21 @@ def test_an_unknown_backend_is_refused_with_the_choices(monkeypatch: pytest.Monk
     monkeypatch.setenv("STRATEGOS_SANDBOX", "docker")
     with pytest.raises(ValidationError, match="'local', 'gvisor' or 'e2b'"):
         Settings()
+
+
+async def test_e2b_is_configured_from_the_settings_alone(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    """The executor URL and key come from Settings; the SDK reads no variable of its own."""
+    with ExecutorServer() as executor:
+        monkeypatch.setenv("STRATEGOS_SANDBOX", "e2b")
+        monkeypatch.setenv("E2B_SANDBOX_URL", executor.url)
+        monkeypatch.setenv("E2B_API_KEY", "e2b_" + "0" * 40)
+        options = get_settings().sandbox_options()
+        assert options["sandbox_url"] == executor.url and options["debug"] is True
+        for name in ("E2B_SANDBOX_URL", "E2B_API_KEY"):  # the SDK cannot fall back on them
+            monkeypatch.delenv(name)
+        sandbox = await deps.get_sandbox(TeamContext())
+        assert isinstance(sandbox, E2BSandbox)
+        result = await sandbox.run_python({"main.py": "print(6 * 7)"}, "main.py")
+        assert result.stdout.strip() == "42"

@@ -266,8 +266,11 @@ class Settings(BaseSettings):
     sandbox_file_size_mb: int = 16
 
     def sandbox_options(self) -> dict[str, str | bool]:
-        """The chosen backend's constructor options (E2B's come from here, not the SDK's own
-        reading of the environment, so one place holds every knob)."""
+        """The chosen backend's constructor options.
+
+        E2B's come from here, not from the SDK's own reading of the environment, so one place
+        holds every knob.
+        """
         if self.sandbox != "e2b":
             return {}
         options: dict[str, str | bool] = {}

@@ -24,6 +24,7 @@ import pytest
 
 from tools.sandbox import LocalSandbox, Sandbox, SandboxUnavailable
 from tools.sandbox.cgroups import RunCgroup
+from tools.sandbox.markers import current_owner
 
 REPORT_ENV = "STRATEGOS_SECURITY_REPORT"
 _ROWS: list[dict[str, str]] = []
@@ -156,10 +157,12 @@ def _assert_host_unchanged(harness: Harness, before: dict[str, Any], created: li
     assert str(harness.workspace_root) not in mounts, "a workspace mount survived the run"
     survivors = [str(path) for path in created if path.exists()]
     assert not survivors, f"run cgroups survived: {survivors}"
+    # Ours only: another process on the machine may be running gVisor sandboxes meanwhile.
+    mine = f"strategos-gvisor-{current_owner().tag}-"
     deadline = time.monotonic() + 3
     new: set[str] = set()
     while time.monotonic() < deadline:
-        new = {p for p in _strategos_cgroups() - before["cgroups"] if "strategos-gvisor" in p}
+        new = {p for p in _strategos_cgroups() - before["cgroups"] if mine in p}
         if not new:
             break
         time.sleep(0.1)

@@ -329,7 +329,7 @@ async def test_an_agent_key_submits_and_watches_but_cannot_approve(
     assert done["result"]["status"] == "delivered", done
     assert (served.delivered(task_id) / "solution.py").read_text() == PLAIN_ADD
     answered = [e.data for e in await served.events(task_id, ["ApprovalGiven"])]
-    assert [a.get("by") for a in answered if "by" in a] == ["alice"], answered
+    assert [a["approver"] for a in answered] == ["human (alice)"], answered
     await assert_every_delivery_answered(served, {task_id: "alice"})
     served.assert_contained()
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict, cast
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.state import CompiledStateGraph
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -24,6 +29,8 @@ from eval.checking import run_hidden_tests
 from eval.datasets import CodingTask, load_dataset
 from graphs.context import TeamContext
 from graphs.deps import text_of
+from graphs.selection_state import SelectionState
+from graphs.state import TeamInput, TeamState
 from nodes.candidates import extract_code
 from nodes.coder import MAIN_FILE, CodeEdit
 from nodes.prompting import PIPELINE_PROMPTS
@@ -38,6 +45,63 @@ from tools.gateway import ToolGateway
 from tools.ledger import open_ledger
 from tools.sandbox import LocalSandbox, Sandbox
 
+type _Team = (
+    CompiledStateGraph[TeamState, TeamContext, TeamInput, TeamState]
+    | CompiledStateGraph[SelectionState, TeamContext, TeamInput, SelectionState]
+)
+
+
+class _Outcome(TypedDict):
+    """What one mode produced for a task, before the hidden tests score it."""
+
+    code: str
+    iterations: int
+    stop_reason: str
+    model_calls: NotRequired[int]
+    prompt_tokens: NotRequired[int]
+    completion_tokens: NotRequired[int]
+
+
+class BenchRow(TypedDict):
+    """One task in one mode: whether the hidden tests passed, and what it cost."""
+
+    task_id: str
+    mode: str
+    passed: bool
+    model_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    iterations: int
+    wall_s: float
+    stop_reason: str
+    error: str
+
+
+class ModeTotals(TypedDict):
+    """One mode's pass@1 and mean cost per task."""
+
+    mode: str
+    tasks: int
+    passed: int
+    pass_at_1: float
+    model_calls_per_task: float
+    prompt_tokens_per_task: float
+    completion_tokens_per_task: float
+    wall_s_per_task: float
+    iterations_per_task: float
+
+
+class BenchResults(TypedDict):
+    """The results file: what was run (dataset, slice, model, prompt ids), totals and rows."""
+
+    dataset: str
+    offset: int
+    limit: int | None
+    model: str
+    prompts: dict[str, str]
+    totals: list[ModeTotals]
+    tasks: list[BenchRow]
+
 
 def _goal(task: CodingTask) -> str:
     return (
@@ -46,7 +110,7 @@ def _goal(task: CodingTask) -> str:
     )
 
 
-async def _run_team(graph: Any, task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
+async def _run_team(graph: _Team, task: CodingTask, ctx: TeamContext) -> _Outcome:
     """Run a team graph on one task; its best code and what it cost."""
     config: RunnableConfig = {
         "configurable": {"thread_id": task.task_id},
@@ -62,11 +126,13 @@ async def _run_team(graph: Any, task: CodingTask, ctx: TeamContext) -> dict[str,
         "code": files.get(MAIN_FILE, ""),
         "iterations": state.get("iteration", 0),
         "stop_reason": state.get("stop_reason", ""),
-        **{k: usage.get(k, 0) for k in ("model_calls", "prompt_tokens", "completion_tokens")},
+        "model_calls": usage.get("model_calls", 0),
+        "prompt_tokens": usage.get("prompt_tokens", 0),
+        "completion_tokens": usage.get("completion_tokens", 0),
     }
 
 
-async def _single_shot(task: CodingTask, ctx: TeamContext, retries: int) -> dict[str, Any]:
+async def _single_shot(task: CodingTask, ctx: TeamContext, retries: int) -> _Outcome:
     request = f"Goal:\n{_goal(task)}\n\nThe function to implement is `{task.entry_point}`."
     edit, usage = await structured_call(
         ctx.model,
@@ -87,7 +153,7 @@ the code in a fenced block (the strongest plain baseline); `single-shot`: the co
 prompt once."""
 
 
-async def _plain(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
+async def _plain(task: CodingTask, ctx: TeamContext) -> _Outcome:
     """One greedy request asking for the code in a fenced block, as a person would ask."""
     request = (
         f"{_goal(task)}\n\nAnswer with the complete Python code of `{task.entry_point}` "
@@ -98,7 +164,7 @@ async def _plain(task: CodingTask, ctx: TeamContext) -> dict[str, Any]:
     return {"code": code, "iterations": 1, "stop_reason": "", **usage_of(reply)}
 
 
-async def _outcome(task: CodingTask, mode: str, ctx: TeamContext, settings: Settings) -> Any:
+async def _outcome(task: CodingTask, mode: str, ctx: TeamContext, settings: Settings) -> _Outcome:
     if mode == "team":
         return await _run_team(compile_pipeline(InMemorySaver(), settings), task, ctx)
     if mode == "selection":
@@ -112,10 +178,10 @@ async def run_task(
     task: CodingTask,
     mode: str,
     settings: Settings,
-    model: Any,
+    model: BaseChatModel,
     sandbox: Sandbox,
     gateway: ToolGateway | None = None,
-) -> dict[str, Any]:
+) -> BenchRow:
     """One task in one mode: produce code, then score it on the hidden tests."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="strategos-bench-") as tmp:
@@ -127,6 +193,7 @@ async def run_task(
             sandbox=sandbox,
             gateway=gateway,
         )
+        outcome: _Outcome
         try:
             outcome = await _outcome(task, mode, ctx, settings)
             error = ""
@@ -151,7 +218,7 @@ async def run_task(
     }
 
 
-def summarize(rows: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+def summarize(rows: list[BenchRow], mode: str) -> ModeTotals:
     """Totals for one mode: pass@1 and mean cost per task."""
     mine = [r for r in rows if r["mode"] == mode]
     n = len(mine) or 1
@@ -168,6 +235,35 @@ def summarize(rows: list[dict[str, Any]], mode: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one benchmark run covers, and so what its results file says it covered."""
+
+    settings: Settings
+    dataset: str
+    modes: list[str]
+    chosen: list[CodingTask]
+    offset: int
+    limit: int | None
+
+    def results(self, rows: list[BenchRow]) -> BenchResults:
+        """The results file for `rows`: only this plan's tasks and modes, with their totals."""
+        wanted = {task.task_id for task in self.chosen}
+        mine = [row for row in rows if row["task_id"] in wanted and row["mode"] in self.modes]
+        return {
+            "dataset": self.dataset,
+            "offset": self.offset,
+            "limit": self.limit,
+            "model": self.settings.model,
+            "prompts": {
+                name: load_prompt(name, PIPELINE_PROMPTS[name]).id
+                for name in ("coder", "tester", "reviewer")
+            },
+            "totals": [summarize(mine, mode) for mode in self.modes],
+            "tasks": mine,
+        }
+
+
 async def run_benchmark(
     settings: Settings,
     dataset: str,
@@ -178,7 +274,7 @@ async def run_benchmark(
     stride: int = 1,
     console: Console | None = None,
     out: Path | None = None,
-) -> dict[str, Any]:
+) -> BenchResults:
     """Run the selected tasks in every mode and return per-task rows and totals.
 
     With `out`, results are written after every task, and rows already in that file (same
@@ -186,43 +282,72 @@ async def run_benchmark(
     """
     console = console or Console()
     chosen = load_dataset(dataset)[offset::stride][:limit]
+    plan = _Plan(settings, dataset, modes, chosen, offset, limit)
     model = chat_model(settings)
     sandbox = LocalSandbox()
+    async with _scratch_gateway(sandbox) as gateway:
+        rows = _previous_rows(out, dataset)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            await _run_rows(plan, rows, progress, model, sandbox, gateway, out)
+        results = plan.results(rows)
+        if out is not None:
+            _write(out, results)
+        console.print(_totals_table(dataset, len(chosen), results))
+    return results
+
+
+@asynccontextmanager
+async def _scratch_gateway(sandbox: Sandbox) -> AsyncIterator[ToolGateway]:
+    """A gateway on a ledger of this run only, removed after the run.
+
+    A task id repeats across runs; one run's results must not replay in the next.
+    """
     scratch = tempfile.TemporaryDirectory(prefix="strategos-bench-ledger-")
-    # A ledger of this run only: a task id repeats across runs, its results must not replay.
     ledger = await open_ledger(str(Path(scratch.name) / "ledger.sqlite"))
-    gateway = ToolGateway(default_registry(), ledger, sandbox=sandbox)
-    rows = _previous_rows(out, dataset)
+    yield ToolGateway(default_registry(), ledger, sandbox=sandbox)
+    await ledger.close()
+    scratch.cleanup()
+
+
+async def _run_rows(
+    plan: _Plan,
+    rows: list[BenchRow],
+    progress: Progress,
+    model: BaseChatModel,
+    sandbox: Sandbox,
+    gateway: ToolGateway,
+    out: Path | None,
+) -> None:
+    """Run every task and mode of the plan not in `rows` yet, appending (and saving) each row."""
     done = {(row["task_id"], row["mode"]) for row in rows}
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("benchmark", total=len(chosen) * len(modes))
-        for task in chosen:
-            for mode in modes:
-                if (task.task_id, mode) in done:
-                    progress.advance(bar)
-                    continue
-                progress.update(bar, description=f"{task.task_id} ({mode})")
-                row = await run_task(task, mode, settings, model, sandbox, gateway)
-                rows.append(row)
-                if out is not None:
-                    _write(out, _results(settings, dataset, offset, limit, modes, chosen, rows))
-                mark = "[green]pass[/]" if row["passed"] else "[red]fail[/]"
-                progress.console.print(
-                    f"{task.task_id:<16} {mode:<11} {mark}  calls={row['model_calls']} "
-                    f"tokens={row['prompt_tokens']}+{row['completion_tokens']} "
-                    f"{row['wall_s']:.1f}s"
-                )
+    bar = progress.add_task("benchmark", total=len(plan.chosen) * len(plan.modes))
+    for task in plan.chosen:
+        for mode in plan.modes:
+            if (task.task_id, mode) in done:
                 progress.advance(bar)
-    results = _results(settings, dataset, offset, limit, modes, chosen, rows)
-    if out is not None:
-        _write(out, results)
-    table = Table(title=f"{dataset}: {len(chosen)} tasks")
+                continue
+            progress.update(bar, description=f"{task.task_id} ({mode})")
+            row = await run_task(task, mode, plan.settings, model, sandbox, gateway)
+            rows.append(row)
+            if out is not None:
+                _write(out, plan.results(rows))
+            mark = "[green]pass[/]" if row["passed"] else "[red]fail[/]"
+            progress.console.print(
+                f"{task.task_id:<16} {mode:<11} {mark}  calls={row['model_calls']} "
+                f"tokens={row['prompt_tokens']}+{row['completion_tokens']} "
+                f"{row['wall_s']:.1f}s"
+            )
+            progress.advance(bar)
+
+
+def _totals_table(dataset: str, tasks: int, results: BenchResults) -> Table:
+    table = Table(title=f"{dataset}: {tasks} tasks")
     for column in ("mode", "pass@1", "calls/task", "tokens/task", "s/task", "iterations"):
         table.add_column(column)
     for total in results["totals"]:
@@ -234,38 +359,11 @@ async def run_benchmark(
             str(total["wall_s_per_task"]),
             str(total["iterations_per_task"]),
         )
-    console.print(table)
-    await ledger.close()
-    scratch.cleanup()
-    return results
+    return table
 
 
-def _results(
-    settings: Settings,
-    dataset: str,
-    offset: int,
-    limit: int | None,
-    modes: list[str],
-    chosen: list[CodingTask],
-    rows: list[dict[str, Any]],
-) -> dict[str, Any]:
-    wanted = {task.task_id for task in chosen}
-    mine = [row for row in rows if row["task_id"] in wanted and row["mode"] in modes]
-    return {
-        "dataset": dataset,
-        "offset": offset,
-        "limit": limit,
-        "model": settings.model,
-        "prompts": {
-            name: load_prompt(name, PIPELINE_PROMPTS[name]).id
-            for name in ("coder", "tester", "reviewer")
-        },
-        "totals": [summarize(mine, mode) for mode in modes],
-        "tasks": mine,
-    }
-
-
-def _previous_rows(out: Path | None, dataset: str) -> list[dict[str, Any]]:
+def _previous_rows(out: Path | None, dataset: str) -> list[BenchRow]:
+    """The rows an earlier, interrupted run of the same dataset saved in `out`."""
     if out is None or not out.exists():
         return []
     try:
@@ -273,10 +371,11 @@ def _previous_rows(out: Path | None, dataset: str) -> list[dict[str, Any]]:
     except (OSError, ValueError):
         return []
     rows = data.get("tasks", []) if data.get("dataset") == dataset else []
-    return [row for row in rows if isinstance(row, dict) and "task_id" in row]
+    # Our own file, written by `_write` from `BenchRow`s: trusted to keep their shape.
+    return [cast(BenchRow, row) for row in rows if isinstance(row, dict) and "task_id" in row]
 
 
-def _write(out: Path, results: dict[str, Any]) -> None:
+def _write(out: Path, results: BenchResults) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2))

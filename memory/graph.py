@@ -6,13 +6,9 @@ Function, Error, Fix, Library, Preference, Fact, User) and relations (RESOLVES, 
 APPLIED_TO, DEFINED_IN, USES, PREFERS, HAS_FACT) are written with MERGE on explicit key
 properties, one statement per write, so a retried write changes nothing.
 
-Two adapters run the same Cypher: `Neo4jBackend` (the `neo4j` driver over Bolt; production
-target Neo4j) and `FalkorDBBackend` (FalkorDB's native client; embedded default and tests).
-The Cypher stays inside what FalkorDB's experimental Bolt endpoint also runs: no temporal
-values (times are epoch ints), no `elementId()`, constraints, `=~`, `shortestPath` or APOC,
-no floats (that endpoint prints them with 6 decimals), no reliance on rollback (it keeps
-writes). Every node carries `ns` (a tenant namespace) next to its `key`, because that endpoint
-only serves its default graph.
+The statements are in `memory.graph_queries`, the backends that run them (Neo4j over Bolt,
+FalkorDB's native client) in `memory.cypher`; this module is what the rest of the code asks.
+Every node carries `ns` (a tenant namespace) next to its `key`, so one graph holds every tenant.
 """
 
 from __future__ import annotations
@@ -20,9 +16,18 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Literal, get_args
+
+from memory import graph_queries as q
+from memory.cypher import (
+    CypherBackend,
+    CypherValue,
+    FalkorDBBackend,
+    GraphQueryTooLarge,
+    Neo4jBackend,
+)
 
 __all__ = [
     "ENTITY_LABELS",
@@ -57,207 +62,6 @@ _ERROR_BYTES = 256
 _NAME_BYTES = 200
 _FIX_BYTES = 1200
 _FACT_BYTES = 600
-
-
-class GraphQueryTooLarge(ValueError):
-    """A statement with its parameters would overflow FalkorDB Bolt's 4 KiB buffer."""
-
-
-@runtime_checkable
-class CypherBackend(Protocol):
-    """Runs one Cypher statement with parameters and returns rows as dicts."""
-
-    name: str
-
-    def run(self, query: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Execute one statement (atomically) and return its rows."""
-        ...
-
-    def close(self) -> None:
-        """Release connections the backend owns."""
-        ...
-
-
-# -- adapters ------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """FalkorDB's client returns Node/Edge objects; rows should be plain data."""
-    props = getattr(value, "properties", None)
-    if isinstance(props, dict):
-        return dict(props)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-class FalkorDBBackend:
-    """FalkorDB through its native client (`falkordb` package), one named graph."""
-
-    name = "falkordb"
-
-    def __init__(self, graph: Any, *, owner: Any = None) -> None:
-        self._graph = graph
-        self._owner = owner
-
-    @classmethod
-    def connect(
-        cls, host: str = "127.0.0.1", port: int = 6379, *, graph: str = "strategos", **kwargs: Any
-    ) -> FalkorDBBackend:
-        """Open a client to a FalkorDB server and select (lazily create) a graph."""
-        from falkordb import FalkorDB  # type: ignore[import-untyped]
-
-        db = FalkorDB(host=host, port=port, **kwargs)
-        return cls(db.select_graph(graph), owner=db)
-
-    def run(self, query: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Execute with native parameters (the client quotes strings correctly)."""
-        result = self._graph.query(query, dict(params or {}))
-        names = [str(h[1]) for h in (result.header or [])]
-        return [
-            {n: _plain(v) for n, v in zip(names, row, strict=True)}
-            for row in (result.result_set or [])
-        ]
-
-    def close(self) -> None:
-        """Close the client if this backend opened it."""
-        if self._owner is not None:
-            self._owner.close()
-
-    def ensure_indexes(self, labels: Sequence[str]) -> None:
-        """Index (ns, key) per label so MERGE finds nodes without a label scan."""
-        for label in labels:
-            try:
-                self.run(f"CREATE INDEX FOR (n:{label}) ON (n.ns, n.key)")
-            except Exception as exc:  # the client raises redis' ResponseError
-                if "already indexed" not in str(exc):
-                    raise
-
-
-_BOLT_BUFFER = 4096
-_BOLT_SAFE = 3800
-
-
-def _bolt_escape(value: Any, path: str) -> Any:
-    if isinstance(value, str):
-        return value.replace("\\", "\\\\").replace("'", "\\'")
-    if isinstance(value, bool) or value is None or isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        raise TypeError(
-            f"parameter {path!r} is a float: FalkorDB's Bolt endpoint keeps 6 decimals; "
-            "store an int (scaled) instead"
-        )
-    if isinstance(value, list | tuple):
-        return [_bolt_escape(v, f"{path}[]") for v in value]
-    if isinstance(value, dict):
-        for k in value:
-            if not re.fullmatch(r"[A-Za-z_]\w*", str(k)):
-                raise ValueError(f"map key {k!r} in {path!r} must be a plain identifier")
-        return {k: _bolt_escape(v, f"{path}.{k}") for k, v in value.items()}
-    raise TypeError(f"parameter {path!r} has unsupported type {type(value).__name__}")
-
-
-def _bolt_size(value: Any) -> int:
-    """Bytes FalkorDB renders for a value when it inlines Bolt parameters into the query."""
-    if isinstance(value, str):
-        return len(value.encode()) + 2
-    if isinstance(value, list):
-        return 2 + sum(_bolt_size(v) + 2 for v in value)
-    if isinstance(value, dict):
-        return 2 + sum(len(k) + 4 + _bolt_size(v) for k, v in value.items())
-    return len(str(value)) + 4
-
-
-class Neo4jBackend:
-    """Any Bolt server through the official `neo4j` driver.
-
-    With `falkordb_bolt=True` the parameters are adapted to FalkorDB's experimental endpoint,
-    which inlines them into the query text unescaped and into a fixed 4 KiB stack buffer:
-    strings are pre-escaped (a quote would otherwise break the statement), floats are refused
-    (rounded to 6 decimals there), and an oversized statement raises `GraphQueryTooLarge`
-    instead of crashing the server. That endpoint serves only its default graph: leave
-    `database` unset (selecting one hangs the session).
-    """
-
-    name = "neo4j"
-
-    def __init__(
-        self,
-        driver: Any,
-        *,
-        database: str | None = None,
-        falkordb_bolt: bool = False,
-        owns_driver: bool = False,
-    ) -> None:
-        if falkordb_bolt and database is not None:
-            raise ValueError("FalkorDB's Bolt endpoint serves one graph: leave database unset")
-        self._driver = driver
-        self._database = database
-        self._falkordb_bolt = falkordb_bolt
-        self._owns = owns_driver
-
-    @classmethod
-    def connect(
-        cls,
-        uri: str,
-        auth: tuple[str, str] | None = None,
-        *,
-        database: str | None = None,
-        falkordb_bolt: bool = False,
-        **driver_kwargs: Any,
-    ) -> Neo4jBackend:
-        """Open a driver (`auth=None` for FalkorDB) owned by the backend."""
-        from neo4j import GraphDatabase
-
-        driver = GraphDatabase.driver(uri, auth=auth, **driver_kwargs)
-        return cls(driver, database=database, falkordb_bolt=falkordb_bolt, owns_driver=True)
-
-    def _params(self, query: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        if not self._falkordb_bolt:
-            return dict(params)
-        out = {k: _bolt_escape(v, k) for k, v in params.items()}
-        size = 7 + len(query.encode()) + sum(len(k) + 2 + _bolt_size(v) for k, v in out.items())
-        if size > _BOLT_SAFE:
-            raise GraphQueryTooLarge(
-                f"statement with parameters is ~{size} bytes; FalkorDB's Bolt endpoint crashes "
-                f"above {_BOLT_BUFFER}: shorten the texts or use the native FalkorDB adapter"
-            )
-        return out
-
-    def run(self, query: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Execute in a managed write transaction (the driver retries transient failures)."""
-        from neo4j import RoutingControl
-
-        records, _, _ = self._driver.execute_query(
-            query,
-            self._params(query, params or {}),
-            database_=self._database,
-            routing_=RoutingControl.WRITE,
-        )
-        return [dict(r.data()) for r in records]
-
-    def close(self) -> None:
-        """Close the driver if this backend opened it."""
-        if self._owns:
-            self._driver.close()
-
-    def ensure_indexes(self, labels: Sequence[str]) -> None:
-        """Index (ns, key) per label on Neo4j; on FalkorDB's Bolt endpoint, do nothing.
-
-        That endpoint reports every error as "unknown", so an existing index cannot be told
-        from a failure: index FalkorDB through `FalkorDBBackend` instead.
-        """
-        if self._falkordb_bolt:
-            return
-        for label in labels:
-            self.run(
-                f"CREATE INDEX strategos_{label.lower()}_key IF NOT EXISTS "
-                f"FOR (n:{label}) ON (n.ns, n.key)"
-            )
-
-
-# -- the memory graph -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -317,12 +121,6 @@ def _text_key(text: str) -> str:
     return hashlib.sha256(norm.encode()).hexdigest()[:24]
 
 
-_TASKS_ON_CREATE = "r.tasks = [$task], r.first_at = $at, r.last_at = $at"
-_TASKS_ON_MATCH = (
-    "r.tasks = CASE WHEN $task IN r.tasks THEN r.tasks ELSE r.tasks + [$task] END, r.last_at = $at"
-)
-
-
 class MemoryGraph:
     """Records fixes, facts and preferences in a namespace and answers questions about them."""
 
@@ -378,21 +176,7 @@ class MemoryGraph:
             raise ValueError("empty function name")
         file_path = _clip(file.strip(), _NAME_BYTES) if file else None
         fn_key = f"{file_path}::{fn_name}" if file_path else fn_name
-        query = (
-            "MERGE (e:Error {ns: $ns, key: $sig}) "
-            "ON CREATE SET e.text = $sig, e.first_at = $at "
-            "SET e.last_at = $at "
-            "MERGE (fn:Function {ns: $ns, key: $fn_key}) "
-            "ON CREATE SET fn.name = $fn_name, fn.first_at = $at "
-            "MERGE (x:Fix {ns: $ns, key: $fix_key}) "
-            "ON CREATE SET x.text = $fix, x.first_at = $at "
-            "MERGE (x)-[r:RESOLVES]->(e) "
-            f"ON CREATE SET {_TASKS_ON_CREATE} "
-            f"ON MATCH SET {_TASKS_ON_MATCH} "
-            "MERGE (e)-[:RAISED_IN]->(fn) "
-            "MERGE (x)-[:APPLIED_TO]->(fn) "
-        )
-        params: dict[str, Any] = {
+        params: dict[str, CypherValue] = {
             "ns": self.namespace,
             "sig": sig,
             "fn_key": fn_key,
@@ -403,13 +187,8 @@ class MemoryGraph:
             "at": self._at(at),
         }
         if file_path:
-            query += (
-                "MERGE (fl:File {ns: $ns, key: $file}) "
-                "ON CREATE SET fl.path = $file "
-                "MERGE (fn)-[:DEFINED_IN]->(fl) "
-            )
             params["file"] = file_path
-        self.backend.run(query + "RETURN e.key AS error", params)
+        self.backend.run(q.record_fix_query(with_file=bool(file_path)), params)
         return sig
 
     def fixes_for(self, error: str, *, limit: int = 5, same_type: bool = True) -> list[KnownFix]:
@@ -428,25 +207,17 @@ class MemoryGraph:
         return self._fixes(exc_type + ":", exact=False, limit=limit)
 
     def _fixes(self, sig: str, *, exact: bool, limit: int) -> list[KnownFix]:
-        match = "e.key = $sig" if exact else "e.key STARTS WITH $sig"
         rows = self.backend.run(
-            "MATCH (x:Fix {ns: $ns})-[r:RESOLVES]->(e:Error {ns: $ns}) "
-            f"WHERE {match} "
-            "OPTIONAL MATCH (x)-[:APPLIED_TO]->(fn:Function {ns: $ns}) "
-            "WITH x, r, e, collect(fn.key) AS functions "
-            "RETURN x.text AS fix, e.key AS error, functions, size(r.tasks) AS times, "
-            "r.last_at AS last_at "
-            "ORDER BY times DESC, last_at DESC, fix "
-            "LIMIT $limit",
+            q.fixes_query(exact),
             {"ns": self.namespace, "sig": sig, "limit": int(limit)},
         )
         return [
             KnownFix(
                 fix=str(row["fix"]),
                 error=str(row["error"]),
-                functions=tuple(sorted(str(f) for f in row["functions"] or [])),
-                times=int(row["times"]),
-                last_at=int(row["last_at"]),
+                functions=tuple(sorted(_strings(row["functions"]))),
+                times=_int(row["times"]),
+                last_at=_int(row["last_at"]),
                 exact=exact,
             )
             for row in rows
@@ -455,11 +226,7 @@ class MemoryGraph:
     def errors_in(self, function: str, *, file: str | None = None) -> list[str]:
         """Error signatures raised in a function (keyed like `record_fix` keys it)."""
         fn_key = f"{file}::{function}" if file else function
-        rows = self.backend.run(
-            "MATCH (e:Error {ns: $ns})-[:RAISED_IN]->(fn:Function {ns: $ns, key: $fn_key}) "
-            "RETURN e.key AS error ORDER BY error",
-            {"ns": self.namespace, "fn_key": fn_key},
-        )
+        rows = self.backend.run(q.ERRORS_IN, {"ns": self.namespace, "fn_key": fn_key})
         return [str(r["error"]) for r in rows]
 
     def _link(
@@ -481,14 +248,7 @@ class MemoryGraph:
             raise ValueError("subject and text must not be empty")
         # labels and relation types cannot be parameters; both come from fixed sets above
         self.backend.run(
-            f"MERGE (s:{subject_label} {{ns: $ns, key: $subject}}) "
-            "ON CREATE SET s.name = $subject "
-            f"MERGE (t:{target_label} {{ns: $ns, key: $key}}) "
-            "ON CREATE SET t.text = $text, t.first_at = $at "
-            f"MERGE (s)-[r:{relation}]->(t) "
-            f"ON CREATE SET {_TASKS_ON_CREATE} "
-            f"ON MATCH SET {_TASKS_ON_MATCH} "
-            "RETURN t.key AS key",
+            q.link_query(subject_label, relation, target_label),
             {
                 "ns": self.namespace,
                 "subject": subject,
@@ -535,19 +295,16 @@ class MemoryGraph:
         """Facts, preferences and libraries linked to a subject, ordered by relation and text."""
         if subject_label is not None and subject_label not in _SUBJECT_LABELS:
             raise ValueError(f"subject label must be one of {_SUBJECT_LABELS}")
-        label = f":{subject_label}" if subject_label else ""
         rows = self.backend.run(
-            f"MATCH (s{label} {{ns: $ns, key: $subject}})-[r:HAS_FACT|PREFERS|USES]->(t) "
-            "RETURN type(r) AS relation, t.text AS text, size(r.tasks) AS times, "
-            "r.last_at AS last_at ORDER BY relation, text",
+            q.facts_query(subject_label),
             {"ns": self.namespace, "subject": _clip(subject.strip(), _NAME_BYTES)},
         )
         return [
             FactHit(
                 relation=_relation(str(r["relation"])),
                 text=str(r["text"]),
-                times=int(r["times"]),
-                last_at=int(r["last_at"]),
+                times=_int(r["times"]),
+                last_at=_int(r["last_at"]),
             )
             for r in rows
         ]
@@ -555,9 +312,9 @@ class MemoryGraph:
     def clear(self) -> int:
         """Delete every node of this namespace; returns how many there were."""
         params = {"ns": self.namespace}
-        rows = self.backend.run("MATCH (n {ns: $ns}) RETURN count(n) AS n", params)
-        self.backend.run("MATCH (n {ns: $ns}) DETACH DELETE n", params)
-        return int(rows[0]["n"]) if rows else 0
+        rows = self.backend.run(q.COUNT_NAMESPACE, params)
+        self.backend.run(q.CLEAR_NAMESPACE, params)
+        return _int(rows[0]["n"]) if rows else 0
 
 
 def _relation(name: str) -> FactRelation:
@@ -568,3 +325,19 @@ def _relation(name: str) -> FactRelation:
     if name == "USES":
         return "USES"
     raise ValueError(f"unexpected relation {name!r}")
+
+
+def _int(value: object) -> int:
+    """A count or time from a row: drivers answer ints, a float or numeric text is tolerated."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise TypeError(f"expected a number from the graph, got {type(value).__name__}")
+
+
+def _strings(value: object) -> list[str]:
+    """A list column (e.g. `collect(...)`) as texts; a missing one (null) as none."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list from the graph, got {type(value).__name__}")
+    return [str(v) for v in value]

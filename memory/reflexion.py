@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from memory.episodic import MemoryKind, MemoryRecord, Recalled, recall_query
+from memory.episodic import MemoryKind, MemoryRecord, Recalled
+from memory.recall_query import recall_query
 
 MAX_LESSON_CHARS = 600
 MIN_LESSON_SCORE = 0.05

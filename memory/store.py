@@ -18,7 +18,6 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from langgraph.store.base import (
     BaseStore,
@@ -43,6 +42,8 @@ from memory.embeddings import Embedder
 __all__ = ["QdrantStore"]
 
 _VECTOR = "text"
+type _Payload = Mapping[str, object]
+"""A point's payload as Qdrant returns it: JSON this store wrote, checked where it is read."""
 _ID_NAMESPACE = uuid.UUID("0b5e8d53-1f0c-4c55-a2a6-1c1f6c3e7a90")
 
 
@@ -178,9 +179,7 @@ class QdrantStore(BaseStore):
         if op.limit <= 0:
             return []
         if qvec is None:
-            records = sorted(
-                self._scroll(flt), key=lambda p: float(p.get("updated_ts", 0.0)), reverse=True
-            )
+            records = sorted(self._scroll(flt), key=_updated_ts, reverse=True)
             return [_item(p, None) for p in records[op.offset : want]]
         scored = self.client.query_points(
             self.collection,
@@ -200,14 +199,12 @@ class QdrantStore(BaseStore):
                 ]
             )
             skip = max(op.offset - len(scored), 0)
-            rest = sorted(
-                self._scroll(unindexed), key=lambda p: float(p.get("updated_ts", 0.0)), reverse=True
-            )
+            rest = sorted(self._scroll(unindexed), key=_updated_ts, reverse=True)
             hits.extend(_item(p, None) for p in rest[skip : skip + op.limit - len(hits)])
         return hits
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
-        namespaces = {tuple(p["namespace"]) for p in self._scroll(None, fields=["namespace"])}
+        namespaces = {_namespace(p) for p in self._scroll(None, fields=["namespace"])}
         matching = [
             ns
             for ns in namespaces
@@ -217,9 +214,7 @@ class QdrantStore(BaseStore):
             matching = list({ns[: op.max_depth] for ns in matching})
         return sorted(matching)[op.offset : op.offset + op.limit]
 
-    def _scroll(
-        self, flt: qm.Filter | None, fields: list[str] | None = None
-    ) -> Iterator[dict[str, Any]]:
+    def _scroll(self, flt: qm.Filter | None, fields: list[str] | None = None) -> Iterator[_Payload]:
         offset: qm.ExtendedPointId | None = None
         with_payload: bool | list[str] = fields if fields is not None else True
         while True:
@@ -237,16 +232,39 @@ class QdrantStore(BaseStore):
                 return
 
 
-def _item(payload: Mapping[str, Any] | None, score: float | None = None) -> SearchItem:
-    p = dict(payload or {})
+def _item(payload: _Payload | None, score: float | None = None) -> SearchItem:
+    p = payload or {}
+    key, value = p.get("key"), p.get("value")
+    if not isinstance(key, str) or not isinstance(value, dict):
+        raise ValueError(f"not a store item (payload keys {sorted(p)})")
     return SearchItem(
-        namespace=tuple(p["namespace"]),
-        key=p["key"],
-        value=p["value"],
-        created_at=datetime.fromisoformat(p["created_at"]),
-        updated_at=datetime.fromisoformat(p["updated_at"]),
+        namespace=_namespace(p),
+        key=key,
+        value=value,
+        created_at=_time(p, "created_at"),
+        updated_at=_time(p, "updated_at"),
         score=score,
     )
+
+
+def _namespace(p: _Payload) -> tuple[str, ...]:
+    labels = p.get("namespace")
+    if not isinstance(labels, list):
+        raise ValueError("store item without a namespace")
+    return tuple(str(label) for label in labels)
+
+
+def _time(p: _Payload, name: str) -> datetime:
+    text = p.get(name)
+    if not isinstance(text, str):
+        raise ValueError(f"store item without {name}")
+    return datetime.fromisoformat(text)
+
+
+def _updated_ts(p: _Payload) -> float:
+    """Sort key, newest first when reversed; items written before the field count as oldest."""
+    ts = p.get("updated_ts", 0.0)
+    return float(ts) if isinstance(ts, int | float) else 0.0
 
 
 def _matches(cond: MatchCondition, ns: tuple[str, ...]) -> bool:
@@ -276,7 +294,7 @@ def _search_filter(op: SearchOp) -> qm.Filter:
 
 
 def _add_condition(
-    key: str, value: Any, must: list[qm.Condition], must_not: list[qm.Condition]
+    key: str, value: object, must: list[qm.Condition], must_not: list[qm.Condition]
 ) -> None:
     """Translate one LangGraph filter entry ($eq/$ne/$gt/$gte/$lt/$lte, nesting) to Qdrant."""
     if isinstance(value, dict):
@@ -291,7 +309,7 @@ def _add_condition(
 
 
 def _add_operator(
-    key: str, op_name: str, operand: Any, must: list[qm.Condition], must_not: list[qm.Condition]
+    key: str, op_name: str, operand: object, must: list[qm.Condition], must_not: list[qm.Condition]
 ) -> None:
     ranges = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
     if op_name == "$eq":
@@ -299,12 +317,14 @@ def _add_operator(
     elif op_name == "$ne":
         must_not.append(_equals(key, operand))
     elif op_name in ranges:
+        if not isinstance(operand, int | float | str):
+            raise ValueError(f"filter {op_name} on {key!r} needs a number, got {operand!r}")
         must.append(qm.FieldCondition(key=key, range=qm.Range(**{ranges[op_name]: float(operand)})))
     else:
         raise ValueError(f"unsupported filter operator {op_name!r}")
 
 
-def _equals(key: str, value: Any) -> qm.Condition:
+def _equals(key: str, value: object) -> qm.Condition:
     if value is None:
         return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=key))
     if isinstance(value, bool | int | str):

@@ -17,12 +17,15 @@ import ast
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+from typing_extensions import ReadOnly, TypedDict
 
 from memory.graph import MemoryGraph, error_signature
 
 __all__ = [
+    "CheckRecord",
     "RecordedTask",
+    "RunRecord",
     "known_fixes",
     "record_task",
     "run_errors",
@@ -37,6 +40,28 @@ _HINT_CHARS = 300
 _RAISED = re.compile(
     r"^(?:(?! returned ).)*? raised (?P<exc>[A-Za-z_][\w.]*): ?(?P<msg>.*)$", re.DOTALL
 )
+
+
+class CheckRecord(TypedDict, total=False):
+    """One check of a test run, as this module reads it (`graphs.state.CheckResult` fits).
+
+    Read-only and partial on purpose: the team's richer records pass as they are, and so
+    does a hand-written run in a test.
+    """
+
+    name: ReadOnly[str]
+    passed: ReadOnly[bool]
+    error: ReadOnly[str]
+
+
+class RunRecord(TypedDict, total=False):
+    """One test run, as this module reads it (`graphs.state.TestRun` fits)."""
+
+    iteration: ReadOnly[int]
+    code_hash: ReadOnly[str]
+    error: ReadOnly[str]
+    """Why the code did not load or run at all; empty when it did."""
+    checks: ReadOnly[Sequence[CheckRecord]]
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,7 @@ def _error_text(error: str) -> str:
     return f"{found['exc']}: {msg}" if msg else found["exc"]
 
 
-def _errors_by_signature(run: Mapping[str, Any]) -> dict[str, tuple[str, set[str]]]:
+def _errors_by_signature(run: RunRecord) -> dict[str, tuple[str, set[str]]]:
     """Signature -> (error text, names of the checks that failed with it) for one run."""
     out: dict[str, tuple[str, set[str]]] = {}
     run_error = str(run.get("error") or "").strip()
@@ -85,12 +110,12 @@ def _errors_by_signature(run: Mapping[str, Any]) -> dict[str, tuple[str, set[str
     return out
 
 
-def run_errors(run: Mapping[str, Any]) -> list[str]:
+def run_errors(run: RunRecord) -> list[str]:
     """The distinct errors of one test run (a `TestRun`), as texts to record or look up."""
     return [text for text, _ in _errors_by_signature(run).values()]
 
 
-def summaries_from_messages(messages: Iterable[Any]) -> dict[int, str]:
+def summaries_from_messages(messages: Iterable[object]) -> dict[int, str]:
     """Iteration -> the coder's summary, from the state's narrative (`coder: <summary>`).
 
     Each coder message carries its attempt number (`additional_kwargs["iteration"]`), since
@@ -165,7 +190,7 @@ def _libraries(files: Mapping[str, str]) -> dict[str, list[str]]:
 
 
 def _resolutions(
-    test_runs: Sequence[Mapping[str, Any]],
+    test_runs: Sequence[RunRecord],
 ) -> tuple[list[tuple[str, str, int, str]], list[str]]:
     """([(signature, error text, resolving iteration, its code hash)], unresolved signatures)."""
     runs = sorted(test_runs, key=lambda r: int(r.get("iteration", 0)))  # stable: keeps order
@@ -197,7 +222,7 @@ def record_task(
     task_id: str,
     goal: str,
     entry_point: str | None,
-    test_runs: Sequence[Mapping[str, Any]],
+    test_runs: Sequence[RunRecord],
     delivered_files: Mapping[str, str],
     summaries: Mapping[int, str] | None = None,
     at: int | None = None,

@@ -1,239 +1,46 @@
-"""Working memory: every prompt assembled under a token budget, nothing pinned ever dropped.
+"""Working memory: one task's window of turns, a running summary, and its prompts under a budget.
 
 A small model drowns in its own history, and a checkpoint that stores every message grows with
 the task. So the window holds a few recent turns; older turns are folded into a running summary
 (recursive summarisation: the old summary is an input of the new one) and paged out to
 episodic memory, from where relevant ones are paged back in.
 
-Prompt order: pinned items (instructions, goal) → running summary → paged-in memories → recent
-turns. Tokens are counted with the serving model's tokenizer when there is one (`HttpTokenizer`
-for llama-server's `/tokenize`), else with a len/4 estimate; the assembled text is counted
-once more as a whole, so the budget holds even where per-part counts do not add up.
+Prompts are packed by `memory.packing`, the packer the team's prompts go through too: pinned
+items (instructions, goal) → running summary → older turns → paged-in memories → the newest
+turns, which are shortened rather than dropped. Tokens are counted with the serving model's
+tokenizer when there is one (`memory.tokens`), and the packed text is counted once more as a
+whole, so the budget holds even where per-part counts do not add up.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import math
-import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.episodic import EpisodicMemory, MemoryKind, MemoryRecord, Recalled, recall_query
+from memory.episodic import EpisodicMemory, MemoryKind, MemoryRecord, Recalled
+from memory.packing import Budget, Line, PromptParts, Section, pack
+from memory.recall_query import recall_query
+from memory.texts import extractive_summary, split_sentences
+from memory.tokens import CharTokenCounter, TokenCounter
 
 __all__ = [
     "DEFAULT_IMPORTANCE",
+    "PINNED_TITLE",
     "AssembledPrompt",
-    "CharTokenCounter",
-    "FallbackTokenCounter",
-    "HttpTokenizer",
-    "PinnedOverBudget",
     "Summarizer",
-    "TokenCounter",
-    "TokenizerError",
     "Turn",
     "WorkingMemory",
     "WorkingState",
-    "extractive_summary",
-    "fit_text",
-    "split_sentences",
 ]
 
 Summarizer = Callable[[Sequence[str]], str]
 
-logger = logging.getLogger(__name__)
+PINNED_TITLE = "Instructions and goal"
 
 
-@runtime_checkable
-class TokenCounter(Protocol):
-    """Counts tokens the way the serving model will."""
-
-    def count(self, text: str) -> int:
-        """Number of tokens in `text`."""
-        ...
-
-
-class CharTokenCounter:
-    """A model-free estimate: one token per `chars_per_token` characters, rounded up."""
-
-    def __init__(self, chars_per_token: float = 4.0) -> None:
-        if chars_per_token <= 0:
-            raise ValueError("chars_per_token must be positive")
-        self.chars_per_token = chars_per_token
-
-    def count(self, text: str) -> int:
-        """Ceil(len / chars_per_token)."""
-        return math.ceil(len(text) / self.chars_per_token)
-
-
-class TokenizerError(RuntimeError):
-    """The tokenizer endpoint did not answer with tokens; check the model server's URL."""
-
-
-class HttpTokenizer:
-    """Counts with llama-server's `/tokenize` (POST {"content": …} → {"tokens": […]}).
-
-    Counts are cached by content hash: assembly counts the same turns again on every call.
-    The cache is shared by the threads assembly runs in (it runs off the event loop), hence
-    the lock; the HTTP call itself is made outside it.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        client: httpx.Client | None = None,
-        cache_size: int = 4096,
-    ) -> None:
-        self.url = base_url.rstrip("/").removesuffix("/v1") + "/tokenize"
-        self._client = client or httpx.Client(timeout=timeout)
-        self._owns = client is None
-        self._cache: OrderedDict[str, int] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-
-    def count(self, text: str) -> int:
-        """Tokens in `text` according to the server (no special tokens added)."""
-        if not text:
-            return 0
-        key = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-        try:
-            response = self._client.post(self.url, json={"content": text})
-            response.raise_for_status()
-            tokens = response.json()["tokens"]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            raise TokenizerError(f"tokenize failed at {self.url}: {exc}") from exc
-        if not isinstance(tokens, list):
-            raise TokenizerError(f"tokenize at {self.url} returned no token list")
-        n = len(tokens)
-        with self._lock:
-            self._cache[key] = n
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return n
-
-    def close(self) -> None:
-        """Close the HTTP client if this tokenizer created it."""
-        if self._owns:
-            self._client.close()
-
-
-class FallbackTokenCounter:
-    """The exact counter while it answers, an estimate for good once it fails.
-
-    A prompt must still be built when the tokenizer endpoint is down or a tokenizer cannot
-    load its vocabulary (tiktoken downloads it on first use); the estimate errs high.
-    """
-
-    def __init__(self, primary: TokenCounter, fallback: TokenCounter | None = None) -> None:
-        self.primary: TokenCounter | None = primary
-        self.fallback: TokenCounter = fallback or CharTokenCounter(3.0)
-
-    def count(self, text: str) -> int:
-        """Count with the primary counter, or with the fallback once the primary has failed."""
-        primary = self.primary
-        if primary is not None:
-            try:
-                return primary.count(text)
-            except Exception as exc:  # any tokenizer failure means "estimate from now on"
-                logger.warning("token counting falls back to an estimate: %s", exc)
-                self.primary = None
-        return self.fallback.count(text)
-
-
-# -- summarisation --------------------------------------------------------------------------
-
-# "…" ends a sentence too: a shortened sentence must split off again when the summary is
-# summarised once more (recursive summarisation re-reads its own output).
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
-_KEY_SENTENCE = re.compile(
-    r"\b(error|fail|failed|failing|exception|traceback|must|never|always|decid\w*|fix\w*|"
-    r"pass(?:ed|es)?|todo|because)\b",
-    re.IGNORECASE,
-)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Whitespace-collapsed sentences of a text."""
-    flat = " ".join(text.split())
-    return [s for s in _SENTENCE_END.split(flat) if s] if flat else []
-
-
-def extractive_summary(
-    texts: Sequence[str], *, max_chars: int = 1200, sentence_chars: int = 240
-) -> str:
-    """Deterministic summary: each text's first sentence plus its key sentences.
-
-    Key sentences mention errors, failures, fixes and decisions: those are what the next
-    attempt needs. Over `max_chars`, the oldest ordinary sentences go first.
-    """
-    picked: list[tuple[str, bool]] = []
-    seen: set[str] = set()
-    for text in texts:
-        sentences = split_sentences(text)
-        if not sentences:
-            continue
-        chosen = [sentences[0]] + [s for s in sentences[1:] if _KEY_SENTENCE.search(s)][:2]
-        for sentence in chosen:
-            if len(sentence) > sentence_chars:
-                sentence = sentence[: sentence_chars - 1].rstrip() + "…"
-            if sentence not in seen:
-                seen.add(sentence)
-                picked.append((sentence, bool(_KEY_SENTENCE.search(sentence))))
-
-    def size() -> int:
-        return sum(len(s) + 1 for s, _ in picked)
-
-    while picked and size() > max_chars:
-        ordinary = next((i for i, (_, key) in enumerate(picked) if not key), 0)
-        picked.pop(ordinary)
-    return " ".join(s for s, _ in picked)
-
-
-def fit_text(text: str, max_tokens: int, counter: TokenCounter, *, keep: str = "tail") -> str:
-    """The longest part of `text` (its tail, head, or both ends) within `max_tokens`."""
-    if max_tokens <= 0:
-        return ""
-    if counter.count(text) <= max_tokens:
-        return text
-    marker = "…"
-
-    def piece(n: int) -> str:
-        if keep == "head":
-            return text[:n] + marker
-        if keep == "both":
-            half = n // 2
-            return text[: n - half] + marker + text[len(text) - half :]
-        return marker + text[len(text) - n :]
-
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if counter.count(piece(mid)) <= max_tokens:
-            lo = mid
-        else:
-            hi = mid - 1
-    return piece(lo) if lo > 0 else ""
-
-
-# -- state and assembly ---------------------------------------------------------------------
-
-
-class PinnedOverBudget(ValueError):
-    """Pinned items alone exceed the budget: raise the budget or shorten the goal."""
+# -- state ---------------------------------------------------------------------------------
 
 
 class Turn(BaseModel):
@@ -267,14 +74,12 @@ class AssembledPrompt:
     text: str
     tokens: int
     budget: int
-    system: str
     turns: tuple[Turn, ...]
+    """The turns shown, oldest first; a shortened newest turn carries its shortened text."""
     memories: tuple[str, ...]
     dropped_turns: tuple[int, ...]
     summary_included: bool
 
-
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 
 # How much a paged-out turn is worth remembering, by kind: lessons outlive chatter.
 DEFAULT_IMPORTANCE: dict[str, float] = {
@@ -292,8 +97,22 @@ def _as_sentence(text: str) -> str:
     return text if not text or text[-1] in ".!?…" else text + "."
 
 
-def _words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text)}
+def _line(turn: Turn) -> str:
+    """An older turn as a line of the prompt's recent steps (the team's layout too)."""
+    return f"- {turn.role}: {turn.content}"
+
+
+def _shown(
+    older: Sequence[Turn], newest: Sequence[Turn], shown: Sequence[int], bodies: Sequence[str]
+) -> list[Turn]:
+    """The turns a packed prompt shows, a shortened newest turn with the text it shows."""
+    kept = [older[i] for i in shown]
+    for turn, body in zip(newest, bodies, strict=True):
+        if body == turn.content:
+            kept.append(turn)
+        elif body:
+            kept.append(turn.model_copy(update={"content": body}))
+    return kept
 
 
 class WorkingMemory:
@@ -310,7 +129,7 @@ class WorkingMemory:
         task_id: str = "",
         max_turns: int = 12,
         keep_recent: int = 4,
-        min_recent: int = 2,
+        min_recent: int = 1,
         summary_share: float = 0.25,
         memory_share: float = 0.2,
         recall_k: int = 3,
@@ -325,8 +144,9 @@ class WorkingMemory:
             raise ValueError("summary_share and memory_share must be in [0, 1)")
         self.budget = budget
         self.counter: TokenCounter = counter or CharTokenCounter()
+        self.summary_share = summary_share
+        self.memory_share = memory_share
         self.summary_tokens = int(budget * summary_share)
-        self.memory_tokens = int(budget * memory_share)
         self.summarize: Summarizer = summarize or (
             lambda texts: extractive_summary(texts, max_chars=max(self.summary_tokens * 4, 200))
         )
@@ -335,6 +155,9 @@ class WorkingMemory:
         self.task_id = task_id
         self.max_turns = max_turns
         self.keep_recent = keep_recent
+        # The newest turns are packed as required sections: shortened rather than dropped.
+        # They share the room in proportion to their size, so a long one can squeeze a short
+        # one out: hence one by default.
         self.min_recent = min_recent
         self.recall_k = recall_k
         self.recall_min_score = recall_min_score
@@ -390,25 +213,30 @@ class WorkingMemory:
             _as_sentence(f"{t.role}: {t.content}") for t in old
         ]
         self.state.summary = self.summarize(inputs)
-        if self.episodic is not None:
-            now = self.episodic.now()
-            self.episodic.remember_many(
-                [
-                    MemoryRecord(
-                        text=t.content[:4000],
-                        kind=t.kind,
-                        tenant=self.tenant,
-                        task_id=self.task_id,
-                        importance=t.importance,
-                        created_at=now,
-                        meta={"role": t.role, "seq": t.seq},
-                    )
-                    for t in old
-                    if t.content.strip()
-                ]
-            )
+        self._page_out(old)
         self.state.paged_out += len(old)
         return old
+
+    def _page_out(self, old: Sequence[Turn]) -> None:
+        """Store folded turns in episodic memory, where `_page_in` can find them again."""
+        if self.episodic is None:
+            return
+        now = self.episodic.now()
+        self.episodic.remember_many(
+            [
+                MemoryRecord(
+                    text=t.content[:4000],
+                    kind=t.kind,
+                    tenant=self.tenant,
+                    task_id=self.task_id,
+                    importance=t.importance,
+                    created_at=now,
+                    meta={"role": t.role, "seq": t.seq},
+                )
+                for t in old
+                if t.content.strip()
+            ]
+        )
 
     # -- assembly -----------------------------------------------------------------------
 
@@ -424,108 +252,43 @@ class WorkingMemory:
     def assemble(
         self, query: str | None = None, memories: Sequence[str] | None = None
     ) -> AssembledPrompt:
-        """Build the prompt for the next model call, within the budget.
+        """Build the prompt for the next model call, within the budget (`memory.packing`).
 
         `memories` are paged-in texts ranked best first; when omitted and episodic memory is
-        configured, the `recall_k` best matches for `query` are paged in.
+        configured, the `recall_k` best matches for `query` are paged in. The newest
+        `min_recent` turns are required sections (the task's present: shortened, never
+        dropped); older turns are recent lines, shown newest first while they fit.
         """
-        counter = self.counter
-        mems = list(memories) if memories is not None else self._page_in(query)
-        pinned = "\n".join(self.state.pinned.values())
-        pinned_section = f"## Instructions and goal\n{pinned}" if pinned else ""
-        if counter.count(pinned_section) > self.budget:
-            raise PinnedOverBudget(
-                f"pinned items need {counter.count(pinned_section)} tokens, the budget is "
-                f"{self.budget}: raise the budget or shorten the pinned goal/instructions"
-            )
-        left = self.budget - counter.count(pinned_section)
-
-        summary = ""
-        if self.state.summary and left > 8:
-            summary = fit_text(self.state.summary, min(self.summary_tokens, left - 8), counter)
-            left -= counter.count(summary) + 8
-
-        kept_mems: list[str] = []
-        header = counter.count("## Relevant memories\n") + 2
-        mem_left = min(self.memory_tokens, left) - header
-        for text in mems:
-            cost = counter.count(text) + 2
-            if cost <= mem_left:
-                kept_mems.append(text)
-                mem_left -= cost
-                left -= cost
-        if kept_mems:
-            left -= header
-
         turns = self.state.turns
-        if turns:
-            left -= counter.count("## Recent turns\n") + 2
-        newest = list(reversed(turns[-self.min_recent :])) if self.min_recent > 0 else []
-        older = turns[: -self.min_recent] if self.min_recent > 0 else list(turns)
-        topic = _words(query or "") | _words(pinned)
-        older_ranked = sorted(older, key=lambda t: (-len(_words(t.content) & topic), -t.seq))
-        chosen: dict[int, Turn] = {}
-        for turn in [*newest, *older_ranked]:
-            head = f"[{turn.role}] "
-            cost = counter.count(head + turn.content) + 1
-            if cost <= left:
-                chosen[turn.seq] = turn
-                left -= cost
-            elif turn in newest and left > 16:
-                # the latest turns are the task's present: shorten rather than drop them
-                body = fit_text(turn.content, left - counter.count(head) - 2, counter, keep="both")
-                if body:
-                    chosen[turn.seq] = turn.model_copy(update={"content": body})
-                    left -= counter.count(head + body) + 1
-
-        while True:
-            kept_turns = tuple(sorted(chosen.values(), key=lambda t: t.seq))
-            system, text = _render(pinned_section, summary, kept_mems, kept_turns)
-            tokens = counter.count(text)
-            if tokens <= self.budget:
-                break
-            # per-part counts did not add up exactly: shed the least valuable part and retry
-            if older_ranked and any(t.seq in chosen for t in older_ranked):
-                victim = next(t for t in reversed(older_ranked) if t.seq in chosen)
-                chosen.pop(victim.seq)
-            elif kept_mems:
-                kept_mems.pop()
-            elif len(chosen) > 1:
-                chosen.pop(min(chosen))
-            elif summary:
-                summary = fit_text(summary, max(counter.count(summary) - 16, 0), counter)
-            elif chosen:
-                chosen.clear()
-            else:
-                raise PinnedOverBudget(
-                    f"pinned items render to {tokens} tokens, over the budget of {self.budget}"
-                )
-        dropped = tuple(t.seq for t in turns if t.seq not in chosen)
+        split = max(len(turns) - max(self.min_recent, 0), 0)
+        older, newest = turns[:split], turns[split:]
+        pinned = "\n".join(self.state.pinned.values())
+        parts = PromptParts(
+            pinned=[Section(PINNED_TITLE, pinned)] if pinned else [],
+            lines=[Line(_line(t)) for t in older],
+            summary=self.state.summary,
+            memories=list(memories) if memories is not None else self._page_in(query),
+            required=[Section(f"{t.role} (turn {t.seq})", t.content) for t in newest],
+        )
+        budget = Budget(
+            self.budget,
+            self.counter,
+            summary_share=self.summary_share,
+            memory_share=self.memory_share,
+        )
+        packed = pack(parts, budget)
+        kept = _shown(older, newest, packed.shown, packed.bodies)
+        seen = {t.seq for t in kept}
         return AssembledPrompt(
-            text=text,
-            tokens=tokens,
+            text=packed.text,
+            tokens=packed.tokens,
             budget=self.budget,
-            system=system,
-            turns=kept_turns,
-            memories=tuple(kept_mems),
-            dropped_turns=dropped,
-            summary_included=bool(summary),
+            turns=tuple(kept),
+            memories=packed.memories,
+            dropped_turns=tuple(t.seq for t in turns if t.seq not in seen),
+            summary_included=bool(packed.summary),
         )
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> dict[str, object]:
         """A small JSON-able dict for the graph state / checkpoint."""
         return self.state.model_dump()
-
-
-def _render(
-    pinned_section: str, summary: str, memories: Sequence[str], turns: Sequence[Turn]
-) -> tuple[str, str]:
-    parts = [pinned_section] if pinned_section else []
-    if summary:
-        parts.append(f"## Summary so far\n{summary}")
-    if memories:
-        parts.append("## Relevant memories\n" + "\n".join(f"- {m}" for m in memories))
-    system = "\n\n".join(parts)
-    if turns:
-        parts.append("## Recent turns\n" + "\n".join(f"[{t.role}] {t.content}" for t in turns))
-    return system, "\n\n".join(parts)

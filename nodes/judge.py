@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TypedDict
 
 from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
+from pydantic import JsonValue
 
 from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
@@ -31,7 +32,7 @@ from nodes.selection import (
 )
 from tools.builtin.run_candidates import RunCandidatesResult
 from tools.checks import decode, encode, entry_point_of, extract_spec_checks
-from tools.gateway import CallContext
+from tools.gateway import CallContext, ToolObservation
 from tools.workspaces import MemoryWorkspace
 
 TOOL = "run_candidates"
@@ -121,7 +122,22 @@ def test_run_of(
     }
 
 
-def _ground_truth(state: SelectionState, chosen: list[PooledCandidate]) -> dict[str, Any]:
+class _GroundTruth(TypedDict, total=False):
+    """The goal's examples, and the function they call when the code had to name it."""
+
+    entry_point: str
+    spec_checks: list[str]
+
+
+class _Attempt(TypedDict, total=False):
+    """What judging a batch adds to the counters (`steps` always, the rest for a new batch)."""
+
+    iteration: int
+    steps: int
+    batches: list[str]
+
+
+def _ground_truth(state: SelectionState, chosen: list[PooledCandidate]) -> _GroundTruth:
     """The goal's examples; when the goal does not name the function, the code does."""
     if "spec_checks" in state:
         return {"spec_checks": state["spec_checks"]}
@@ -133,7 +149,7 @@ def _ground_truth(state: SelectionState, chosen: list[PooledCandidate]) -> dict[
     return {"entry_point": entry, "spec_checks": found}
 
 
-def _attempt(state: SelectionState, chosen: list[PooledCandidate], batch: int) -> dict[str, Any]:
+def _attempt(state: SelectionState, chosen: list[PooledCandidate], batch: int) -> _Attempt:
     """A new batch is one more attempt; judging the same batch again with inputs is not."""
     previous = state.get("verdict")
     if previous is not None and previous["batch"] == batch:
@@ -142,49 +158,101 @@ def _attempt(state: SelectionState, chosen: list[PooledCandidate], batch: int) -
     return {"iteration": 1, "steps": 1, "batches": [kind]}
 
 
+def _run_request(
+    state: SelectionState, chosen: list[PooledCandidate], found: _GroundTruth
+) -> tuple[dict[str, JsonValue], str]:
+    """The `run_candidates` arguments and their digest, which names the call in the ledger.
+
+    The same batch, examples and inputs give the same call id, so a resumed task replays the
+    run the ledger recorded instead of running it again.
+    """
+    checks = [decode(item, "spec") for item in found.get("spec_checks", [])]
+    candidates: list[Candidate] = [
+        {"id": c["id"], "code": c["code"], "origin": c["origin"]}  # type: ignore[typeddict-item]
+        for c in chosen
+    ]
+    args = run_args(candidates, checks, state.get("inputs", []))
+    args_json: dict[str, JsonValue] = args.model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps(args_json, sort_keys=True).encode()).hexdigest()
+    return args_json, digest
+
+
+async def _run_batch(
+    deps: TeamDeps, ctx: TeamContext, args_json: dict[str, JsonValue], digest: str
+) -> ToolObservation:
+    """Run every candidate once, through the gateway (ledgered, sandboxed)."""
+    gateway = await deps.gateway(ctx)
+    return await gateway.call(
+        TOOL,
+        args_json,
+        CallContext(
+            thread_id=deps.thread_id(),
+            tool_call_id=f"candidates-{digest[:16]}",
+            workspace=MemoryWorkspace(),
+            tenant_id=ctx.tenant,
+        ),
+    )
+
+
+def _judged(
+    state: SelectionState,
+    chosen: list[PooledCandidate],
+    result: RunCandidatesResult,
+    run_id: str,
+    iteration: int,
+) -> tuple[dict[str, object], Verdict]:
+    """The state update a completed run makes: verdict, test run, note and the winner's code."""
+    batch = state.get("batch", 0)
+    votes = {c["id"]: c["votes"] for c in chosen}
+    verdict, selection = verdict_of(result, batch, votes)
+    run = test_run_of(result, verdict, run_id, iteration, sum(votes.values()))
+    note = (
+        f"judge: batch {batch}: {len(chosen)} candidates, the winner passes "
+        f"{verdict['spec_passed']}/{verdict['spec_total']} of the goal's examples; "
+        f"clusters {verdict['cluster_sizes']}"
+    )
+    update: dict[str, object] = {
+        "verdict": verdict,
+        "test_runs": [run],
+        "messages": [AIMessage(note, name="tester")],
+    }
+    if selection.winner:
+        files = {SOLUTION: state["pool"][selection.winner]["code"]}
+        score = (verdict["spec_passed"], verdict["cluster_sizes"][0])
+        update |= {
+            "files": files,
+            "best": {"files": files, "iteration": iteration, "score": score},
+        }
+    return update, verdict
+
+
+def _noted(update: dict[str, object], note: str) -> dict[str, object]:
+    return {**update, "messages": [AIMessage(note, name="tester")]}
+
+
 def make_judge(deps: TeamDeps) -> Node[SelectionState]:
     """The node that runs a batch and chooses its winner."""
 
-    async def judge(state: SelectionState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+    async def judge(state: SelectionState, *, runtime: Runtime[TeamContext]) -> dict[str, object]:
         """Run the batch once in the sandbox; filter, cluster, choose; say what is left."""
         ctx = deps.run_context(runtime.context)
         chosen = batch_pool(state)
         batch = state.get("batch", 0)
-        update = _attempt(state, chosen, batch)
-        iteration = state.get("iteration", 0) + update.get("iteration", 0)
+        attempt = _attempt(state, chosen, batch)
+        iteration = state.get("iteration", 0) + attempt.get("iteration", 0)
+        update: dict[str, object] = {**attempt}
         if not chosen:
-            note = "judge: no candidate to run (no valid model output)"
-            return {**update, "messages": [AIMessage(note, name="tester")]}
+            return _noted(update, "judge: no candidate to run (no valid model output)")
         found = _ground_truth(state, chosen)
         update |= found
-        checks = [decode(item, "spec") for item in found.get("spec_checks", [])]
-        candidates: list[Candidate] = [
-            {"id": c["id"], "code": c["code"], "origin": c["origin"]}  # type: ignore[typeddict-item]
-            for c in chosen
-        ]
-        args = run_args(candidates, checks, state.get("inputs", []))
-        args_json = args.model_dump(mode="json")
-        digest = hashlib.sha256(json.dumps(args_json, sort_keys=True).encode()).hexdigest()
+        args_json, digest = _run_request(state, chosen, found)
         runtime.stream_writer({"role": "tester", "event": "running", "candidates": len(chosen)})
-        gateway = await deps.gateway(ctx)
-        observation = await gateway.call(
-            TOOL,
-            args_json,
-            CallContext(
-                thread_id=deps.thread_id(),
-                tool_call_id=f"candidates-{digest[:16]}",
-                workspace=MemoryWorkspace(),
-                tenant_id=ctx.tenant,
-            ),
-        )
+        observation = await _run_batch(deps, ctx, args_json, digest)
         if not observation.ok or observation.result is None:
             problem = observation.error.message if observation.error else "the run failed"
-            note = f"judge: the sandboxed run failed ({problem[:200]})"
-            return {**update, "messages": [AIMessage(note, name="tester")]}
+            return _noted(update, f"judge: the sandboxed run failed ({problem[:200]})")
         result = RunCandidatesResult.model_validate(observation.result)
-        votes = {c["id"]: c["votes"] for c in chosen}
-        verdict, selection = verdict_of(result, batch, votes)
-        run = test_run_of(result, verdict, digest[:16], iteration, sum(votes.values()))
+        judged, verdict = _judged(state, chosen, result, digest[:16], iteration)
         runtime.stream_writer(
             {
                 "role": "tester",
@@ -194,23 +262,6 @@ def make_judge(deps: TeamDeps) -> Node[SelectionState]:
                 "replayed": observation.replayed,
             }
         )
-        note = (
-            f"judge: batch {batch}: {len(chosen)} candidates, the winner passes "
-            f"{verdict['spec_passed']}/{verdict['spec_total']} of the goal's examples; "
-            f"clusters {verdict['cluster_sizes']}"
-        )
-        update |= {
-            "verdict": verdict,
-            "test_runs": [run],
-            "messages": [AIMessage(note, name="tester")],
-        }
-        if selection.winner:
-            files = {SOLUTION: state["pool"][selection.winner]["code"]}
-            score = (verdict["spec_passed"], verdict["cluster_sizes"][0])
-            update |= {
-                "files": files,
-                "best": {"files": files, "iteration": iteration, "score": score},
-            }
-        return update
+        return update | judged
 
     return judge

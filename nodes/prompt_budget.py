@@ -24,7 +24,7 @@ from langgraph.config import get_config
 from graphs.context import TeamContext
 from graphs.deps import ModelServing, TeamDeps
 from graphs.state import TeamState
-from memory.working import CharTokenCounter, FallbackTokenCounter, HttpTokenizer, TokenCounter
+from memory.tokens import CharTokenCounter, FallbackTokenCounter, HttpTokenizer, TokenCounter
 from nodes.prompt_history import EMPTY_DIGEST, fold_digest, split_history
 from nodes.prompting import LESSONS_TITLE, PIPELINE_PROMPTS, RolePrompt, Section, assemble
 from nodes.prompts import load_prompt

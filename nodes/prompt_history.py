@@ -17,7 +17,8 @@ from langchain_core.messages import AnyMessage
 from graphs.deps import text_of
 from graphs.state import WorkingDigest
 from memory.episodic import EpisodicMemory
-from memory.working import TokenCounter, Turn, WorkingMemory, WorkingState
+from memory.tokens import TokenCounter
+from memory.working import Turn, WorkingMemory, WorkingState
 
 logger = logging.getLogger("strategos.prompting")
 

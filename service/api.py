@@ -36,8 +36,9 @@ Every error is `{"error": {"code": …, "message": …}}` with a stable code:
 
 # This module is the app, its error handlers and its routes. The rest of the façade lives
 # beside it: `api_models` (wire format), `api_errors`, `api_deps` (auth, rate limit,
-# session), `api_session` (`Facade`, `Session`), `task_state` (a task's status), `run_driver`
-# (starting runs, logging their outcomes) and `task_stream` (the WebSocket's event pump).
+# session), `api_admission` (whether a new task may start), `api_session` (`Facade`,
+# `Session`), `task_state` (a task's status), `run_driver` (starting runs, logging their
+# outcomes) and `task_stream` (the WebSocket's event pump).
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ from pydantic import JsonValue, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
+from service.api_admission import (
+    refuse_looser_than_policy,
+    refuse_over_active_cap,
+    refuse_when_overloaded,
+    task_depth,
+)
 from service.api_deps import SessionDep, rate_limit, server_url
 from service.api_errors import ERRORS, ApiError, error_response, upstream_error
 from service.api_models import (
@@ -79,7 +86,6 @@ from service.dlq import close_dlq_stores
 from service.dlq_routes import router as dlq_router
 from service.limits import close_limit_stores, get_limit_store, limits_for
 from service.run_driver import exclusive, run_context, start_run
-from service.run_guard import Refused, check_context
 from service.run_outcome import reconcile
 from service.settings import get_settings
 from service.task_state import (
@@ -102,7 +108,6 @@ from tools.ledger import open_ledger
 
 DEPTH_HEADER = "X-Strategos-Depth"
 WS_AUTH_TIMEOUT_S = 10.0
-ACTIVE_RETRY_AFTER_S = 30
 
 
 # ---------------------------------------------------------------- the app
@@ -257,53 +262,15 @@ async def create_task(
     settings = get_settings()
     tenant = sess.identity.tenant
     options = body.options
-    if options.parent_task_id is not None:
-        try:
-            parent = await sess.thread(str(options.parent_task_id))
-        except ApiError as exc:
-            if exc.status_code == 404:
-                raise ApiError(404, "not_found", "parent task not found") from None
-            raise
-        depth = max(depth, int((parent.get("metadata") or {}).get("depth") or 0) + 1)
-    if depth > settings.max_task_depth:
-        raise ApiError(
-            403,
-            "task_depth_exceeded",
-            f"task depth {depth} exceeds the limit of {settings.max_task_depth}",
-        )
-    pressure = await get_limit_store().backpressure()
-    if pressure is not None:
-        raise ApiError(
-            429,
-            "overloaded",
-            f"not accepting new tasks right now: {pressure.reason}",
-            headers={"Retry-After": str(pressure.retry_after_s)},
-        )
+    depth = await task_depth(sess, options, depth, settings.max_task_depth)
+    await refuse_when_overloaded()
     cap = limits_for(settings, tenant).max_active_tasks
     async with exclusive(f"tenant:{tenant}"):
-        active = await sess.active_tasks(cap)
-        if active >= cap:
-            raise ApiError(
-                429,
-                "active_task_limit",
-                f"{active} tasks are running or waiting; the limit is {cap}",
-                headers={"Retry-After": str(ACTIVE_RETRY_AFTER_S)},
-            )
+        # Counted and created under the tenant's lock: two requests cannot both take the
+        # last free place.
+        await refuse_over_active_cap(sess, cap)
         refuse_looser_than_policy(options, tenant)
-        metadata: dict[str, Any] = {
-            "kind": TASK_KIND,
-            "tenant": tenant,
-            "depth": depth,
-            "goal": body.goal[:200],
-            "options": _options(options),
-        }
-        if options.parent_task_id is not None:
-            metadata["parent_task_id"] = str(options.parent_task_id)
-        try:
-            thread = await sess.client.threads.create(metadata=metadata, headers=sess.headers)
-        except httpx.HTTPStatusError as exc:
-            raise upstream_error(exc, "task") from None
-        task_id = str(thread["thread_id"])
+        task_id = await _create_thread(sess, body, tenant, depth)
         await sess.facade.ledger.append_event(
             task_id,
             "WorkflowStarted",
@@ -315,13 +282,23 @@ async def create_task(
     return await _view(sess, await sess.thread(task_id))
 
 
-def refuse_looser_than_policy(options: TaskOptions, tenant: str) -> None:
-    """Options over the operator's caps or policy are refused here, before a thread exists."""
+async def _create_thread(sess: Session, body: CreateTaskRequest, tenant: str, depth: int) -> str:
+    """Create the task's thread, its metadata saying whose it is and where it nests; its id."""
+    options = body.options
+    metadata: dict[str, JsonValue] = {
+        "kind": TASK_KIND,
+        "tenant": tenant,
+        "depth": depth,
+        "goal": body.goal[:200],
+        "options": _options(options),
+    }
+    if options.parent_task_id is not None:
+        metadata["parent_task_id"] = str(options.parent_task_id)
     try:
-        check_context(run_context(options, tenant), tenant=tenant, settings=get_settings())
-    except Refused as exc:
-        code = "forbidden" if exc.status == 403 else "invalid_options"
-        raise ApiError(exc.status, code, exc.reason) from None
+        thread = await sess.client.threads.create(metadata=metadata, headers=sess.headers)
+    except httpx.HTTPStatusError as exc:
+        raise upstream_error(exc, "task") from None
+    return str(thread["thread_id"])
 
 
 def _options(options: TaskOptions) -> dict[str, JsonValue]:

@@ -20,7 +20,8 @@ from qdrant_client import QdrantClient
 from graphs.context import STRICTNESS, ApproveMode, Principal, TeamContext, principal_of
 from graphs.deps import Limits
 from memory.embeddings import Embedder
-from memory.episodic import EpisodicMemory, EpisodicSearch
+from memory.episodic import EpisodicMemory
+from memory.episodic_search import EpisodicSearch
 from memory.graph import CypherBackend, MemoryGraph
 from memory.store import QdrantStore
 from service.graph_server import connect_url, embedded_falkordb

@@ -206,32 +206,13 @@ def _start_once(
     threads: int | None,
     timeout: float,
 ) -> FalkorDBServer:
-    module_args = [_quote(module)]
-    if bolt_port is not None:
-        module_args += ["BOLT_PORT", str(bolt_port)]
-    if threads is not None:
-        module_args += ["THREAD_COUNT", str(int(threads))]
-    lines = [
-        f"bind {LOOPBACK}",
-        f"port {port}",
-        "protected-mode yes",
-        f"dir {_quote(str(workdir))}",
-        f"dbfilename {_SNAPSHOT}",
-        "appendonly no",
-        'save "60 1"' if persist else 'save ""',
-        "stop-writes-on-bgsave-error no",
-        # SIGTERM (a stop, or the parent-death signal) ends the server even when its snapshot
-        # cannot be written (directory gone, disk full): by default Redis refuses to exit then.
-        "shutdown-on-sigterm force",
-        f"loadmodule {' '.join(module_args)}",
-    ]
+    """One try at starting the server on `port`; `_PortTaken` when another process took it."""
+    lines = _config_lines(
+        module, workdir, port, bolt_port=bolt_port, persist=persist, threads=threads
+    )
     if password is not None:
         lines.append(f"requirepass {_quote(password)}")
-    conf = workdir / "falkordb.conf"
-    conf.unlink(missing_ok=True)
-    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join(lines) + "\n")
+    conf = _write_private(workdir / "falkordb.conf", "\n".join(lines) + "\n")
     log_path = workdir / "server.log"
     with log_path.open("wb") as out:
         # SIGTERM when this process dies, even killed: the server writes its snapshot and
@@ -246,24 +227,75 @@ def _start_once(
         )
     server = FalkorDBServer(LOOPBACK, port, workdir, log_path, proc, password, bolt_port)
     try:
-        up = _wait_for(lambda: proc.poll() is not None or _ping(LOOPBACK, port, password), timeout)
-        if proc.poll() is not None:
-            text = _tail(log_path)
-            if "Address already in use" in text:
-                raise _PortTaken(f"port {port} in use")
-            raise GraphServerError(f"FalkorDB exited with {proc.returncode}:\n{text}")
-        if not up:
-            raise GraphServerError(f"FalkorDB not ready after {timeout}s:\n{_tail(log_path)}")
-        if bolt_port is not None:
-            # The module opens Bolt before Redis accepts clients; read the log rather than probe
-            # the port (a bare connect/close can upset the experimental endpoint).
-            if not _wait_for(lambda: "Bolt protocol initialized" in _tail(log_path, 20000), 5):
-                text = _tail(log_path)
-                raise GraphServerError(f"FalkorDB's Bolt endpoint did not start:\n{text}")
+        _wait_until_ready(server, timeout)
     except BaseException:
         server.stop(timeout=5)
         raise
     return server
+
+
+def _config_lines(
+    module: str,
+    workdir: Path,
+    port: int,
+    *,
+    bolt_port: int | None,
+    persist: bool,
+    threads: int | None,
+) -> list[str]:
+    """The server's redis.conf, but for the password (which the caller adds)."""
+    module_args = [_quote(module)]
+    if bolt_port is not None:
+        module_args += ["BOLT_PORT", str(bolt_port)]
+    if threads is not None:
+        module_args += ["THREAD_COUNT", str(int(threads))]
+    return [
+        f"bind {LOOPBACK}",
+        f"port {port}",
+        "protected-mode yes",
+        f"dir {_quote(str(workdir))}",
+        f"dbfilename {_SNAPSHOT}",
+        "appendonly no",
+        'save "60 1"' if persist else 'save ""',
+        "stop-writes-on-bgsave-error no",
+        # SIGTERM (a stop, or the parent-death signal) ends the server even when its snapshot
+        # cannot be written (directory gone, disk full): by default Redis refuses to exit then.
+        "shutdown-on-sigterm force",
+        f"loadmodule {' '.join(module_args)}",
+    ]
+
+
+def _write_private(path: Path, text: str) -> Path:
+    """Write `text` to a new 0600 file (created so, never widened later): it holds a password."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return path
+
+
+def _wait_until_ready(server: FalkorDBServer, timeout: float) -> None:
+    """Return once the server answers (and its Bolt endpoint is up, when asked for).
+
+    `_PortTaken` when it lost the race for its port, so that the caller tries another one.
+    """
+    proc, port, log_path = server.process, server.port, server.log
+    up = _wait_for(
+        lambda: proc.poll() is not None or _ping(LOOPBACK, port, server.password), timeout
+    )
+    if proc.poll() is not None:
+        text = _tail(log_path)
+        if "Address already in use" in text:
+            raise _PortTaken(f"port {port} in use")
+        raise GraphServerError(f"FalkorDB exited with {proc.returncode}:\n{text}")
+    if not up:
+        raise GraphServerError(f"FalkorDB not ready after {timeout}s:\n{_tail(log_path)}")
+    if server.bolt_port is not None:
+        # The module opens Bolt before Redis accepts clients; read the log rather than probe
+        # the port (a bare connect/close can upset the experimental endpoint).
+        if not _wait_for(lambda: "Bolt protocol initialized" in _tail(log_path, 20000), 5):
+            text = _tail(log_path)
+            raise GraphServerError(f"FalkorDB's Bolt endpoint did not start:\n{text}")
 
 
 # -- the embedded default: one persistent server per process and directory -----------------

@@ -35,7 +35,7 @@ import sys
 import time
 import traceback
 import types
-from typing import Any
+from typing import TypedDict
 
 MARKER = "@@STRATEGOS-CANDIDATE@@"
 CONFIG = "__strategos_candidates__.json"
@@ -45,6 +45,40 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _MAX_DEPTH = 60
 _SIMPLE = frozenset({int, str, bool, type(None), bytes})
 _CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
+
+
+class _Config(TypedDict):
+    """`CONFIG` as `tools.builtin.run_candidates` writes it."""
+
+    module: str
+    per_call_s: float
+    deadline_s: float
+    max_text: int
+    share_bytes: int
+    checks: list[list[str]]
+    """[call, expected] pairs."""
+    inputs: list[str]
+    dirs: list[str]
+
+
+class _CheckReport(TypedDict):
+    """One spec check of one candidate, as the host reads it."""
+
+    passed: bool
+    actual: str
+    error: str
+
+
+class _Report(TypedDict, total=False):
+    """One candidate's marker line: why it did not load, or its checks and outputs."""
+
+    load_error: str
+    checks: list[_CheckReport]
+    outputs: list[str]
+
+
+_Line = dict[str, object]
+"""One JSON line a child sent its parent (`_Child.send`)."""
 
 
 def clip(text: str, limit: int) -> str:
@@ -111,15 +145,15 @@ def same(actual: object, expected: object) -> bool:
     return bool(actual == expected)
 
 
-def fit(report: dict[str, Any], share_bytes: int) -> str:
+def fit(report: _Report, share_bytes: int) -> str:
     """The report as one JSON line of at most `share_bytes` (texts clipped harder as needed)."""
     line = json.dumps(report)
     limit = 4096
     while len(line) > share_bytes and limit >= 16:
         limit //= 2
-        smaller = dict(report, load_error=clip(report.get("load_error", ""), limit * 4))
+        smaller: _Report = {**report, "load_error": clip(report.get("load_error", ""), limit * 4)}
         smaller["checks"] = [
-            dict(c, actual=clip(c["actual"], limit), error=clip(c["error"], limit * 2))
+            {**c, "actual": clip(c["actual"], limit), "error": clip(c["error"], limit * 2)}
             for c in report.get("checks", [])
         ]
         smaller["outputs"] = [clip(o, limit) for o in report.get("outputs", [])]
@@ -130,15 +164,15 @@ def fit(report: dict[str, Any], share_bytes: int) -> str:
 class _Child:
     """Everything that happens in one candidate's forked process."""
 
-    def __init__(self, config: dict[str, Any], out_fd: int) -> None:
+    def __init__(self, config: _Config, out_fd: int) -> None:
         self.config = config
-        self.expected: list[Any] = []
+        self.expected: list[object] = []
         self.out_fd = out_fd
         self.limit = int(config["max_text"])
         self.deadline = 0.0
         self.files: set[str] = set()
 
-    def send(self, item: dict[str, Any]) -> None:
+    def send(self, item: _Line) -> None:
         """One JSON line to the parent, at once: what was sent survives a later kill."""
         data = (json.dumps(item) + "\n").encode()
         while data:
@@ -164,7 +198,7 @@ class _Child:
         tail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return ((head if frames else "") + tail)[-ERROR_CHARS:]
 
-    def load(self, directory: str) -> dict[str, Any] | None:
+    def load(self, directory: str) -> dict[str, object] | None:
         """Import the candidate's module as a real module (None when it has no such file).
 
         Its source is registered with `linecache` so tracebacks show the candidate's lines.
@@ -195,7 +229,7 @@ class _Child:
             signal.setitimer(signal.ITIMER_REAL, 0)
         return module.__dict__
 
-    def call(self, text: str, namespace: dict[str, Any]) -> tuple[bool, Any, str]:
+    def call(self, text: str, namespace: dict[str, object]) -> tuple[bool, object, str]:
         """(returned, value or exception, canonical output) of one call under the alarm."""
         if not self.arm():
             return False, TimeoutError("timed out"), TIMED_OUT
@@ -219,7 +253,7 @@ class _Child:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
 
-    def check(self, index: int, namespace: dict[str, Any], detailed: bool) -> bool:
+    def check(self, index: int, namespace: dict[str, object], detailed: bool) -> bool:
         """Run spec check `index`; only a `detailed` failure carries the traceback (the first)."""
         call, expected_text = self.config["checks"][index]
         returned, value, output = self.call(call, namespace)
@@ -236,7 +270,8 @@ class _Child:
             error = f"{call} timed out (an infinite loop or very slow code?)"
         else:
             error = f"{call} raised {output.removeprefix('raise ')}"
-            if detailed and (trace := self.trace(value, frames_only=True)):
+            failed = value if isinstance(value, BaseException) else None  # it raised
+            if detailed and failed and (trace := self.trace(failed, frames_only=True)):
                 error += "\n" + trace
         self.send({"check": index, "passed": passed, "actual": output, "error": error})
         return passed
@@ -268,13 +303,13 @@ class _Invalid(str):
     """An expected value that could not be evaluated (its error text)."""
 
 
-def _expected_values(checks: list[list[str]], per_call_s: float) -> list[Any]:
+def _expected_values(checks: list[list[str]], per_call_s: float) -> list[object]:
     """The expected values, under the alarm, before any candidate code is loaded.
 
     Each child evaluates them itself: an expression the alarm cannot stop (a huge power runs in
     C) then costs that child its time, never the parent.
     """
-    values: list[Any] = []
+    values: list[object] = []
     for _call, expected in checks:
         signal.setitimer(signal.ITIMER_REAL, per_call_s)
         try:
@@ -298,7 +333,7 @@ def _silence() -> None:
     os.close(null)
 
 
-def _collect(read_fd: int, pid: int, kill_at: float) -> tuple[list[dict[str, Any]], str]:
+def _collect(read_fd: int, pid: int, kill_at: float) -> tuple[list[_Line], str]:
     """The child's lines and how it ended: 'timeout', 'signal N' or 'exit code N'."""
     chunks: list[bytes] = []
     killed = False
@@ -315,7 +350,7 @@ def _collect(read_fd: int, pid: int, kill_at: float) -> tuple[list[dict[str, Any
         chunks.append(data)
     os.close(read_fd)
     _pid, status = os.waitpid(pid, 0)
-    lines = []
+    lines: list[_Line] = []
     for raw in b"".join(chunks).decode(errors="replace").splitlines():
         try:
             item = json.loads(raw)
@@ -330,25 +365,38 @@ def _collect(read_fd: int, pid: int, kill_at: float) -> tuple[list[dict[str, Any
     return lines, f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
-def _report(lines: list[dict[str, Any]], ended: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Assemble a candidate's report; calls it never reported get an output saying why."""
-    report: dict[str, Any] = {"load_error": "", "checks": [], "outputs": []}
-    load_errors = [line["load_error"] for line in lines if "load_error" in line]
+def _report(lines: list[_Line], ended: str, config: _Config) -> _Report:
+    """Assemble a candidate's report; calls it never reported get an output saying why.
+
+    The lines are the child's own (`_Child.send`), so their values have the types it sent;
+    `str`/`bool` only say so to the type checker.
+    """
+    load_errors = [str(line["load_error"]) for line in lines if "load_error" in line]
     if load_errors or not any("loaded" in line for line in lines):
         how = "timed out" if ended == "timeout" else f"the process ended ({ended})"
-        report["load_error"] = load_errors[0] if load_errors else f"loading failed: {how}"
-        return report
+        error = load_errors[0] if load_errors else f"loading failed: {how}"
+        return {"load_error": error, "checks": [], "outputs": []}
     checks = {line["check"]: line for line in lines if "check" in line}
-    outputs = {line["input"]: line["output"] for line in lines if "input" in line}
+    outputs = {line["input"]: str(line["output"]) for line in lines if "input" in line}
     lost = TIMED_OUT if ended == "timeout" else f"raise SystemExit: the process ended ({ended})"
+    reported: list[_CheckReport] = []
     for index, (call, _expected) in enumerate(config["checks"]):
         line = checks.get(index) or {"passed": False, "actual": lost, "error": f"{call}: {lost}"}
-        report["checks"].append({k: line[k] for k in ("passed", "actual", "error")})
-    report["outputs"] = [outputs.get(i, lost) for i in range(len(config["inputs"]))]
-    return report
+        reported.append(
+            {
+                "passed": bool(line["passed"]),
+                "actual": str(line["actual"]),
+                "error": str(line["error"]),
+            }
+        )
+    return {
+        "load_error": "",
+        "checks": reported,
+        "outputs": [outputs.get(i, lost) for i in range(len(config["inputs"]))],
+    }
 
 
-def _run_one(config: dict[str, Any], directory: str, deadline: float) -> str:
+def _run_one(config: _Config, directory: str, deadline: float) -> str:
     """Fork a child for one candidate and return its fitted report line."""
     read_fd, write_fd = os.pipe()
     try:
@@ -375,7 +423,7 @@ def main() -> None:
     """Run every candidate and print one marker line per candidate, in order."""
     start = time.monotonic()
     with open(CONFIG, encoding="utf-8") as handle:
-        config = json.load(handle)
+        config: _Config = json.load(handle)
     signal.signal(signal.SIGALRM, _alarm)
     deadline = start + float(config["deadline_s"])
     base = os.getcwd()

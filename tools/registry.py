@@ -26,6 +26,7 @@ from tools.sandbox.base import Sandbox, SandboxLimits
 from tools.workspaces import Workspace
 
 __all__ = [
+    "AnyToolSpec",
     "ApprovalPolicy",
     "CODE_FORMAT",
     "MemoryHit",
@@ -168,15 +169,15 @@ class ToolSpec[ArgsT: BaseModel, ResultT: BaseModel]:
         major, minor, patch = (int(p) for p in self.version.split("."))
         return major, minor, patch
 
-    def args_schema(self) -> dict[str, Any]:
+    def args_schema(self) -> dict[str, JsonValue]:
         """JSON Schema of the arguments (validation mode)."""
         return self.args_model.model_json_schema(mode="validation")
 
-    def result_schema(self) -> dict[str, Any]:
+    def result_schema(self) -> dict[str, JsonValue]:
         """JSON Schema of the result (serialization mode)."""
         return self.result_model.model_json_schema(mode="serialization")
 
-    def contract(self) -> dict[str, Any]:
+    def contract(self) -> dict[str, JsonValue]:
         """The versioned contract: everything a change of which needs a version bump."""
         return {
             "name": self.name,
@@ -187,7 +188,7 @@ class ToolSpec[ArgsT: BaseModel, ResultT: BaseModel]:
             "result_schema": self.result_schema(),
         }
 
-    def json_schema(self) -> dict[str, Any]:
+    def json_schema(self) -> dict[str, JsonValue]:
         """The snapshot form: the contract plus its version."""
         return {"version": self.version, **self.contract()}
 
@@ -195,7 +196,7 @@ class ToolSpec[ArgsT: BaseModel, ResultT: BaseModel]:
         """sha256 of the canonical contract."""
         return hashlib.sha256(canonical_json(self.contract()).encode()).hexdigest()
 
-    def tool_definition(self) -> dict[str, Any]:
+    def tool_definition(self) -> dict[str, JsonValue]:
         """The OpenAI-style function definition handed to chat models."""
         return {
             "type": "function",
@@ -213,29 +214,45 @@ class ToolSpec[ArgsT: BaseModel, ResultT: BaseModel]:
         return list(_format_values(schema, schema, data, fmt))
 
 
+type AnyToolSpec = ToolSpec[Any, Any]
+"""The spec of whichever tool, for collections of different tools.
+
+`ToolSpec` is invariant in its models (the handler takes the args model, `simulate` returns the
+result model), so no one model type covers every tool: this is the one place `Any` stands for
+them, and code that needs a tool's own models narrows with the spec's `args_model`.
+"""
+
+
 @functools.lru_cache(maxsize=256)
-def _validation_schema(model: type[BaseModel]) -> dict[str, Any]:
+def _validation_schema(model: type[BaseModel]) -> dict[str, JsonValue]:
     """The args schema, computed once per model (internal, read-only use)."""
     return model.model_json_schema(mode="validation")
 
 
-def _format_values(root: dict[str, Any], schema: Any, value: Any, fmt: str) -> Iterator[str]:
+def _format_values(
+    root: dict[str, JsonValue], schema: JsonValue, value: JsonValue, fmt: str
+) -> Iterator[str]:
     if not isinstance(schema, dict):
         return
     if "$ref" in schema:
         name = str(schema["$ref"]).rsplit("/", 1)[-1]
-        yield from _format_values(root, root.get("$defs", {}).get(name, {}), value, fmt)
+        defs = root.get("$defs")
+        yield from _format_values(
+            root, defs.get(name) if isinstance(defs, dict) else None, value, fmt
+        )
         return
     for key in ("anyOf", "oneOf", "allOf"):
-        for option in schema.get(key, []):
+        options = schema.get(key)
+        for option in options if isinstance(options, list) else []:
             yield from _format_values(root, option, value, fmt)
     if isinstance(value, str) and schema.get("format") == fmt:
         yield value
     elif isinstance(value, dict):
-        props = schema.get("properties", {})
+        props = schema.get("properties")
         extra = schema.get("additionalProperties")
         for name, item in value.items():
-            yield from _format_values(root, props.get(name, extra), item, fmt)
+            prop = props.get(name, extra) if isinstance(props, dict) else extra
+            yield from _format_values(root, prop, item, fmt)
         names = schema.get("propertyNames")
         if isinstance(names, dict) and names.get("format") == fmt:
             yield from (str(name) for name in value)
@@ -244,7 +261,7 @@ def _format_values(root: dict[str, Any], schema: Any, value: Any, fmt: str) -> I
             yield from _format_values(root, schema.get("items"), item, fmt)
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: object) -> str:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8 kept."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -252,19 +269,19 @@ def canonical_json(value: Any) -> str:
 class ToolRegistry:
     """Tools by name; registering a name twice is an error."""
 
-    def __init__(self, specs: Sequence[ToolSpec[Any, Any]] = ()) -> None:
-        self._specs: dict[str, ToolSpec[Any, Any]] = {}
+    def __init__(self, specs: Sequence[AnyToolSpec] = ()) -> None:
+        self._specs: dict[str, AnyToolSpec] = {}
         for spec in specs:
             self.register(spec)
 
-    def register(self, spec: ToolSpec[Any, Any]) -> ToolSpec[Any, Any]:
+    def register(self, spec: AnyToolSpec) -> AnyToolSpec:
         """Add a tool; ValueError if the name is taken."""
         if spec.name in self._specs:
             raise ValueError(f"A tool named {spec.name!r} is already registered.")
         self._specs[spec.name] = spec
         return spec
 
-    def get(self, name: str) -> ToolSpec[Any, Any]:
+    def get(self, name: str) -> AnyToolSpec:
         """The tool called `name`; KeyError naming the known tools otherwise."""
         try:
             return self._specs[name]
@@ -279,7 +296,7 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._specs)
 
-    def list(self) -> list[ToolSpec[Any, Any]]:
+    def list(self) -> list[AnyToolSpec]:
         """Every tool, sorted by name."""
         return [self._specs[name] for name in sorted(self._specs)]
 
@@ -287,10 +304,10 @@ class ToolRegistry:
         """Every tool name, sorted."""
         return sorted(self._specs)
 
-    def json_schemas(self) -> dict[str, dict[str, Any]]:
+    def json_schemas(self) -> dict[str, dict[str, JsonValue]]:
         """Name → snapshot form (version, description, classes, args and result schemas)."""
         return {spec.name: spec.json_schema() for spec in self.list()}
 
-    def tool_definitions(self) -> builtins.list[dict[str, Any]]:
+    def tool_definitions(self) -> builtins.list[dict[str, JsonValue]]:
         """OpenAI-style function definitions of every tool."""
         return [spec.tool_definition() for spec in self.list()]

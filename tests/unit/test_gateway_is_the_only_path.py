@@ -33,6 +33,11 @@ FORBIDDEN_MODULES = (
     "tools.sandbox",
     "tools.ledger",
     "tools.honeypot",
+    "tools.honeypot_shell",
+    "tools.honeypot_python",
+    "tools.call_ledger",
+    "tools.tool_run",
+    "tools.approval_step",
 )
 BUILTIN_TOOLS = "tools.builtin"
 """Nodes may read a builtin tool's argument and result models, never its handler."""

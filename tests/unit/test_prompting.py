@@ -17,12 +17,8 @@ import nodes.prompting as prompting
 from graphs.context import TeamContext
 from graphs.deps import ModelServing
 from graphs.state import TeamState, WorkingDigest, newer_digest
-from memory.working import (
-    CharTokenCounter,
-    FallbackTokenCounter,
-    HttpTokenizer,
-    PinnedOverBudget,
-)
+from memory.packing import PinnedOverBudget
+from memory.tokens import CharTokenCounter, FallbackTokenCounter, HttpTokenizer
 from nodes.prompt_budget import ESTIMATE, SCRIPTED_COUNTER, fold_history, token_counter
 from nodes.prompt_history import FOLD_AT, KEEP_RECENT
 from nodes.prompting import Section, assemble, prompt_tokens

@@ -26,16 +26,15 @@ import socket
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import uvicorn
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tools.sandbox.base import SandboxLimits
+from tools.sandbox.base import SandboxLimits, SandboxResult
 from tools.sandbox.local import LocalSandbox
 
 __all__ = ["ExecuteRequest", "ExecutorServer", "create_app", "main"]
@@ -99,94 +98,134 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-def create_app(sandbox: LocalSandbox, limits: SandboxLimits | None = None) -> Starlette:
-    """The executor as an ASGI app; every cell runs in `sandbox` under `limits`."""
-    # The cell applies the caller's limits to the command; these bound the cell as a whole.
-    cell_limits = limits or SandboxLimits(
-        timeout_s=120,
-        cpu_s=120,
-        memory_mb=1024,
-        file_size_mb=1024,
-        max_output_bytes=4 * 1024 * 1024,
-        max_processes=128,
-    )
-    counter = {"executions": 0}
+_CELL_LIMITS = SandboxLimits(
+    timeout_s=120,
+    cpu_s=120,
+    memory_mb=1024,
+    file_size_mb=1024,
+    max_output_bytes=4 * 1024 * 1024,
+    max_processes=128,
+)
+"""What bounds a cell as a whole when the app is given no limits (the cell applies the caller's
+limits to the command it runs)."""
 
-    async def health(request: Request) -> Response:
+type _Message = dict[str, JsonValue]
+
+
+async def _parse_request(request: Request) -> ExecuteRequest | Response:
+    """The request body, or the 400 the SDK gets for one it cannot have meant."""
+    try:
+        body = ExecuteRequest.model_validate(await request.json())
+    except (ValidationError, ValueError) as exc:
+        return JSONResponse({"message": f"invalid request: {exc}"}, status_code=400)
+    if body.language not in (None, "python", "py"):
+        return JSONResponse(
+            {"message": f"language {body.language!r} is not supported by this executor"},
+            status_code=400,
+        )
+    return body
+
+
+def _cell_outcome(result: SandboxResult) -> dict[str, JsonValue]:
+    """What the runner wrote back, or a `KernelDied` error when it wrote nothing.
+
+    A cell that never wrote its outcome died; it says how (as Jupyter reports a dead kernel), so
+    the SDK always gets an outcome.
+    """
+    outcome: dict[str, JsonValue] = {}
+    try:
+        parsed = json.loads(result.files.get(_RESULT, "{}"))
+        if isinstance(parsed, dict):
+            outcome = parsed
+    except ValueError:
+        outcome = {}
+    if outcome:
+        return outcome
+    reason = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+    return {
+        "error": {
+            "name": "KernelDied",
+            "value": f"The execution {reason} before the cell finished "
+            f"(limits hit: {', '.join(result.limits_hit) or 'none'}).",
+            "traceback": "",
+        }
+    }
+
+
+def _messages(
+    result: SandboxResult, outcome: dict[str, JsonValue], execution_count: int
+) -> list[_Message]:
+    """The cell's stream in the order the SDK expects it, ending with `end_of_execution`."""
+    messages: list[_Message] = [
+        {"type": "number_of_executions", "execution_count": execution_count}
+    ]
+    if result.stdout:
+        messages.append({"type": "stdout", "text": result.stdout, "timestamp": _now()})
+    if result.stderr:
+        messages.append({"type": "stderr", "text": result.stderr, "timestamp": _now()})
+    if isinstance(outcome.get("result"), str):
+        messages.append({"type": "result", "text": outcome["result"], "is_main_result": True})
+    error = outcome.get("error")
+    if isinstance(error, dict):
+        messages.append(
+            {
+                "type": "error",
+                "name": str(error.get("name", "")),
+                "value": str(error.get("value", "")),
+                "traceback": str(error.get("traceback", "")),
+            }
+        )
+    messages.append({"type": "end_of_execution"})
+    return messages
+
+
+async def _ndjson(messages: list[_Message]) -> AsyncIterator[bytes]:
+    for message in messages:
+        yield json.dumps(message).encode() + b"\n"
+
+
+class _Executor:
+    """The app's routes and state: the sandbox, the cells' limits and the execution counter.
+
+    The counter lives with the routes because the SDK numbers cells by it across requests.
+    """
+
+    def __init__(self, sandbox: LocalSandbox, limits: SandboxLimits) -> None:
+        self.sandbox = sandbox
+        self.limits = limits
+        self.executions = 0
+
+    async def health(self, request: Request) -> Response:
         return Response(status_code=204)
 
-    async def contexts(request: Request) -> Response:
+    async def contexts(self, request: Request) -> Response:
         return JSONResponse([])
 
-    async def execute(request: Request) -> Response:
-        try:
-            body = ExecuteRequest.model_validate(await request.json())
-        except (ValidationError, ValueError) as exc:
-            return JSONResponse({"message": f"invalid request: {exc}"}, status_code=400)
-        if body.language not in (None, "python", "py"):
-            return JSONResponse(
-                {"message": f"language {body.language!r} is not supported by this executor"},
-                status_code=400,
-            )
-        counter["executions"] += 1
+    async def execute(self, request: Request) -> Response:
+        body = await _parse_request(request)
+        if isinstance(body, Response):
+            return body
+        self.executions += 1
         files = {
             _RUNNER_PATH: _RUNNER,
             _REQUEST: json.dumps({"code": body.code, "env_vars": body.env_vars or {}}),
         }
+        sandbox = self.sandbox
         result = await sandbox.run(
-            files, [sandbox.python, "-I", _RUNNER_PATH], cell_limits, collect=[_RESULT]
+            files, [sandbox.python, "-I", _RUNNER_PATH], self.limits, collect=[_RESULT]
         )
-        outcome: dict[str, Any] = {}
-        try:
-            parsed = json.loads(result.files.get(_RESULT, "{}"))
-            if isinstance(parsed, dict):
-                outcome = parsed
-        except ValueError:
-            outcome = {}
-        if not outcome:
-            reason = "timed out" if result.timed_out else f"exited with {result.exit_code}"
-            outcome = {
-                "error": {
-                    "name": "KernelDied",
-                    "value": f"The execution {reason} before the cell finished "
-                    f"(limits hit: {', '.join(result.limits_hit) or 'none'}).",
-                    "traceback": "",
-                }
-            }
+        messages = _messages(result, _cell_outcome(result), self.executions)
+        return StreamingResponse(_ndjson(messages), media_type="application/x-ndjson")
 
-        async def lines() -> AsyncIterator[bytes]:
-            messages: list[dict[str, Any]] = [
-                {"type": "number_of_executions", "execution_count": counter["executions"]}
-            ]
-            if result.stdout:
-                messages.append({"type": "stdout", "text": result.stdout, "timestamp": _now()})
-            if result.stderr:
-                messages.append({"type": "stderr", "text": result.stderr, "timestamp": _now()})
-            if isinstance(outcome.get("result"), str):
-                messages.append(
-                    {"type": "result", "text": outcome["result"], "is_main_result": True}
-                )
-            error = outcome.get("error")
-            if isinstance(error, dict):
-                messages.append(
-                    {
-                        "type": "error",
-                        "name": str(error.get("name", "")),
-                        "value": str(error.get("value", "")),
-                        "traceback": str(error.get("traceback", "")),
-                    }
-                )
-            messages.append({"type": "end_of_execution"})
-            for message in messages:
-                yield json.dumps(message).encode() + b"\n"
 
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
-
+def create_app(sandbox: LocalSandbox, limits: SandboxLimits | None = None) -> Starlette:
+    """The executor as an ASGI app; every cell runs in `sandbox` under `limits`."""
+    executor = _Executor(sandbox, limits or _CELL_LIMITS)
     return Starlette(
         routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/contexts", contexts, methods=["GET"]),
-            Route("/execute", execute, methods=["POST"]),
+            Route("/health", executor.health, methods=["GET"]),
+            Route("/contexts", executor.contexts, methods=["GET"]),
+            Route("/execute", executor.execute, methods=["POST"]),
         ]
     )
 

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from memory.working import HttpTokenizer, TokenizerError, WorkingMemory
+from memory.tokens import HttpTokenizer, TokenizerError
+from memory.working import WorkingMemory
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 

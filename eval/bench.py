@@ -36,7 +36,7 @@ from nodes.coder import MAIN_FILE, CodeEdit
 from nodes.prompting import PIPELINE_PROMPTS
 from nodes.prompts import load_prompt
 from service import deps
-from service.models import StructuredOutputError, chat_model, structured_call, usage_of
+from service.llm.models import StructuredOutputError, chat_model, structured_call, usage_of
 from service.settings import Settings
 from service.tasks import recursion_limit
 from service.team_deps import compile_pipeline, compile_selection

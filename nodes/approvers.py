@@ -64,7 +64,7 @@ def approver_of(config: Any) -> str:
 def answered_by(config: Any) -> str:
     """Who gave the answer this run resumed with; refused if their key may not approve.
 
-    The server's auth handler already refuses such a resume (`service.run_guard`); this holds
+    The server's auth handler already refuses such a resume (`service.api.run_guard`); this holds
     when a run reaches the graph another way. Raising fails the run before anything is
     ledgered, so the question stays open for a human.
     """

@@ -1,1 +1,1 @@
-"""Service layer: settings, model providers, persistence, CLI and the benchmark entry points."""
+"""Service layer: settings, the CLI, the task API (`api`), serving (`serving`), models (`llm`)."""

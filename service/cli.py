@@ -241,7 +241,7 @@ def bench(
 @app.command()
 def prepare() -> None:
     """Download and build the embedded model (weights and llama-server) into the cache."""
-    from service.local_model import prepare as prepare_model
+    from service.llm.local_model import prepare as prepare_model
 
     paths = prepare_model(get_settings(), err)
     console.print(f"weights: {paths.weights}\nserver:  {paths.server}")
@@ -262,7 +262,7 @@ def serve(
     runs after a crash. Unset, the database is postgresql://postgres@127.0.0.1:5432/strategos
     (created when missing) and Redis the local one.
     """
-    from service.serve import serve as serve_aegra
+    from service.serving.serve import serve as serve_aegra
 
     try:
         code = serve_aegra(host, port, config, get_settings())

@@ -39,7 +39,7 @@ from service.cli_output import (
 )
 from service.exit_codes import ExitCode, outcome_code
 from service.live import LiveView
-from service.models import chat_model
+from service.llm.models import chat_model
 from service.persistence import checkpointer
 from service.settings import Settings
 from service.team_deps import compile_named

@@ -24,7 +24,7 @@ from memory.episodic import EpisodicMemory
 from memory.episodic_search import EpisodicSearch
 from memory.graph import CypherBackend, MemoryGraph
 from memory.store import QdrantStore
-from service.graph_server import connect_url, embedded_falkordb
+from service.serving.graph_server import connect_url, embedded_falkordb
 from service.settings import Settings, get_settings
 from tools.gateway import ToolGateway
 
@@ -115,7 +115,7 @@ def limits(ctx: TeamContext, settings: Settings | None = None) -> Limits:
 
 @cache
 def _default_model() -> BaseChatModel:
-    from service.models import chat_model
+    from service.llm.models import chat_model
 
     return chat_model(get_settings())
 
@@ -330,7 +330,7 @@ def close_memory() -> None:
     """Close the Qdrant client and the graph connection this process opened (idempotent).
 
     Before interpreter shutdown, not in `__del__`s. The embedded FalkorDB itself stops at
-    exit (`service.graph_server.stop_embedded`).
+    exit (`service.serving.graph_server.stop_embedded`).
     """
     _default_memory.pop()
     _default_store.pop()

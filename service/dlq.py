@@ -7,7 +7,7 @@ are not paid for twice), or resolve it with a note. One record per run (`run_id`
 a driver that records the same outcome twice does not create a duplicate.
 
 The table is `strategos_dead_letters` in PostgreSQL when `STRATEGOS_DATABASE_URL` is one, else
-SQLite in the data dir — the same split as `service.tenancy.KeyStore`: the SQL lives in the base
+SQLite in the data dir — the same split as `service.api.tenancy.KeyStore`: the SQL lives in the base
 class and the backends differ only in their connection and parameter marker.
 """
 

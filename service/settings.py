@@ -224,7 +224,7 @@ class Settings(BaseSettings):
     aegra_batched_heartbeat: bool = Field(
         default=True,
         description="Renew all of an instance's run leases in one UPDATE per heartbeat instead "
-        "of one per run (`service/aegra_leases.py`).",
+        "of one per run (`service/serving/aegra_leases.py`).",
     )
     aegra_workers: int = Field(default=3, ge=0, description="Queue consumers per instance.")
     aegra_jobs_per_worker: int = Field(default=10, ge=1, description="Concurrent runs each.")

@@ -7,7 +7,7 @@ autocommit psycopg pool for PostgreSQL. `_sql` turns the markers into the driver
 The pool checks each connection before lending it, so after a PostgreSQL restart the stale
 connections are replaced instead of failing one request each; while the server is down the pool
 reconnects with backoff and a request waits at most `POOL_WAIT_S` for it (then the task API
-answers 503, `service.api_outage`). `exclusive` is a lock shared by every process on the
+answers 503, `service.api.outage`). `exclusive` is a lock shared by every process on the
 database (a transaction-scoped advisory lock), released by PostgreSQL if its holder dies.
 """
 

@@ -2,7 +2,7 @@
 
 Built once per process from the settings. The nodes see only `graphs.deps.TeamDeps`; this is
 where the model, the gateway, memory, the delivery folder and the limits come from
-(`service.deps`), and where a model call is made and accounted (`service.models`).
+(`service.deps`), and where a model call is made and accounted (`service.llm.models`).
 `langgraph.json` serves `graph` (the pipeline, `coding_team`) and `selection_graph` (the
 execution-first team, `coding_team_selection`).
 """
@@ -30,8 +30,8 @@ from memory.episodic import EpisodicMemory
 from memory.graph import MemoryGraph
 from memory.reflexion import lesson_texts
 from service import deps
-from service.models import LOCAL_SERVER, StructuredOutputError, structured_call, usage_of
-from service.scripted import ScriptedChatModel
+from service.llm.models import LOCAL_SERVER, StructuredOutputError, structured_call, usage_of
+from service.llm.scripted import ScriptedChatModel
 from service.settings import Settings, get_settings
 from tools.gateway import SandboxLimits, ToolGateway
 

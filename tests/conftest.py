@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from service.scripted import ScriptedChatModel
+from service.llm.scripted import ScriptedChatModel
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("STRATEGOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -28,7 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop what in-process tests started there, then remove the session's data dir."""
     from service.deps import close_memory
-    from service.graph_server import stop_embedded
+    from service.serving.graph_server import stop_embedded
 
     close_memory()
     stop_embedded()

@@ -37,7 +37,7 @@ from graphs.context import TeamContext
 from memory.episodic import EpisodicMemory
 from nodes.prompt_budget import SCRIPTED_COUNTER
 from nodes.prompting import prompt_tokens
-from service.scripted import ScriptedChatModel
+from service.llm.scripted import ScriptedChatModel
 from service.settings import get_settings
 from service.team_deps import compile_pipeline
 from tools.builtin import default_registry

@@ -34,7 +34,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.conninfo import conninfo_to_dict
 
 from service import tasks
-from service.scripted import ScriptedChatModel, role_of
+from service.llm.scripted import ScriptedChatModel, role_of
 from tests.conftest import PG_URL
 from tools.gateway import ToolGateway
 

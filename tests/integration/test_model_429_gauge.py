@@ -23,8 +23,8 @@ import pytest
 import redis
 
 from graphs.deps import text_of
-from service.limits import LimitStore, close_limit_stores, get_limit_store
-from service.models import chat_model
+from service.llm.models import chat_model
+from service.rate_limits import LimitStore, close_limit_stores, get_limit_store
 from service.settings import Settings, get_settings
 
 REDIS_URL = os.environ.get("STRATEGOS_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -193,7 +193,7 @@ async def test_a_broken_gauge_never_fails_the_model_call(
         with serve_endpoint(throttle=1) as (url, endpoint):
             model = chat_model(model_settings(url, retries=1))
             started = time.monotonic()
-            with caplog.at_level(logging.WARNING, logger="service.models"):
+            with caplog.at_level(logging.WARNING, logger="service.llm.models"):
                 reply = await model.ainvoke("Say ok.")
             elapsed = time.monotonic() - started
     finally:

@@ -1,8 +1,8 @@
 """`/store` on `langgraph dev` is our QdrantStore: semantic search through the official SDK.
 
-The server is the one `test_langgraph_server` starts (the repo's `langgraph.json`, a temporary
-data dir); its fixtures are reused here. langgraph.json's `store.path` makes langgraph-api
-serve `service.server_store.qdrant_store` instead of its built-in store, which, with no `index`
+The server is the one `test_langgraph_server` starts (the repo's `langgraph.json`, a temporary data
+dir); its fixtures are reused here. langgraph.json's `store.path` makes langgraph-api serve
+`service.serving.server_store.qdrant_store` instead of its built-in store, which, with no `index`
 configured, would return every item unscored.
 """
 

@@ -146,6 +146,28 @@ def test_every_module_imports_only_across_the_maps_arrows() -> None:
     assert not found, "\n".join(f"{v.module}:{v.line} {v.what}" for v in found)
 
 
+SERVICE_PARTS: dict[str, frozenset[str]] = {
+    "service.serving": frozenset({"service.api", "service.llm"}),
+    "service.api": frozenset(),
+    "service.llm": frozenset(),
+}
+"""Inside service/: serving assembles the server from the API and the model; the API and the
+model providers know nothing of serving or of each other. Top-level modules are shared."""
+
+
+def test_the_parts_of_service_import_one_way() -> None:
+    found = []
+    for name, source in project_modules().items():
+        part = next((p for p in SERVICE_PARTS if name.startswith(f"{p}.")), None)
+        if part is None:
+            continue
+        for line, imported in _imported(ast.parse(source)):
+            other = next((p for p in SERVICE_PARTS if imported.startswith(f"{p}.")), None)
+            if other not in (None, part) and other not in SERVICE_PARTS[part]:
+                found.append(f"{name}:{line} imports {imported}")
+    assert not found, "\n".join(found)
+
+
 def test_nodes_import_nothing_from_service() -> None:
     modules = project_modules()
     assert any(name.startswith("nodes.") for name in modules)
@@ -165,7 +187,7 @@ FORBIDDEN = [
     ("tools.synthetic", "from memory.episodic import EpisodicMemory\n", "tools → memory"),
     ("graphs.state", "from nodes.route import decide\n", "team → nodes"),
     ("graphs.synthetic", "from service.team_deps import ServiceDeps\n", "graphs → service"),
-    ("service.api", "from eval.bench import run_benchmark\n", "service → eval"),
+    ("service.api.app", "from eval.bench import run_benchmark\n", "service → eval"),
     ("nodes.synthetic", "import os\nkey = os.environ['OPENAI_API_KEY']\n", "environment"),
     ("tools.synthetic", "import os\nos.getenv('HOME')\n", "environment"),
 ]

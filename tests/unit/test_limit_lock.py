@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.limits import LimitStore, LockBusy
+from service.rate_limits import LimitStore, LockBusy
 from service.settings import Settings
 
 

@@ -23,7 +23,7 @@ from nodes.prompt_budget import ESTIMATE, SCRIPTED_COUNTER, fold_history, token_
 from nodes.prompt_history import FOLD_AT, KEEP_RECENT
 from nodes.prompting import Section, assemble, prompt_tokens
 from nodes.prompts import load_prompt
-from service import models
+from service.llm import models
 from service.settings import get_settings
 from service.team_deps import ServiceDeps
 from tests.conftest import scripted

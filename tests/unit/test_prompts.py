@@ -10,7 +10,7 @@ from langchain_core.messages import SystemMessage
 
 import nodes.prompts as prompts
 from nodes.prompts import PromptNotFoundError, available, load_prompt
-from service.scripted import role_of
+from service.llm.scripted import role_of
 
 ROLES = {"coder", "tester", "reviewer", "supervisor"}
 

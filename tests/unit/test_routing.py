@@ -12,7 +12,7 @@ from graphs.context import TeamContext
 from graphs.state import Candidate, TeamState, merge_files
 from graphs.state import TestRun as RunRecord
 from nodes.supervisor import make_supervisor
-from service.scripted import Script, ScriptedChatModel, ScriptRule
+from service.llm.scripted import Script, ScriptedChatModel, ScriptRule
 from service.settings import get_settings
 from service.team_deps import ServiceDeps
 

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.limits import LimitStore
-from service.serve import aegra_env, serve
+from service.rate_limits import LimitStore
+from service.serving.serve import aegra_env, serve
 from service.settings import SERVING_DATABASE_URL, SERVING_REDIS_URL, Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from nodes.approvers import answered_by
-from service.run_guard import Refused, check_answer, check_command, check_context
-from service.serve import aegra_env
+from service.api.run_guard import Refused, check_answer, check_command, check_context
+from service.serving.serve import aegra_env
 from service.settings import Settings
 
 
@@ -69,7 +69,7 @@ def test_only_a_key_that_may_approve_answers_in_the_graph() -> None:
 
 def test_aegra_serves_no_protocol_v2_routes(tmp_path: Path) -> None:
     """Aegra's v2 commands create runs without its run auth handler: `strategos serve` turns
-    them off, so every run passes `service.run_guard`."""
+    them off, so every run passes `service.api.run_guard`."""
     settings = Settings(database_url=None, redis_url=None)
     env = aegra_env(settings, host="127.0.0.1", port=2099, config=tmp_path / "x", base={})
     assert env["FF_V2_EVENT_STREAMING"] == "false"

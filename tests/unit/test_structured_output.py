@@ -12,8 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from nodes.coder import CodeEdit, FileEdit
 from nodes.supervisor import RouteDecision
-from service.models import StructuredOutputError, structured_call
-from service.scripted import Script, ScriptedChatModel, ScriptRule
+from service.llm.models import StructuredOutputError, structured_call
+from service.llm.scripted import Script, ScriptedChatModel, ScriptRule
 
 SYSTEM = "# role: coder@1\nReply with JSON only."
 REPAIR = "That output was invalid"

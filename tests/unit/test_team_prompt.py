@@ -11,7 +11,7 @@ from nodes.candidates import ProposedInputs, extract_code
 from nodes.prompts import load_prompt
 from nodes.selection import ReviewerAnswer
 from nodes.team_prompt import instructions, messages, preamble
-from service.scripted import role_of
+from service.llm.scripted import role_of
 
 GOAL = "Write a function f(xs: list[int]) -> int that returns the sum of xs.\nf([1, 2]) == 3"
 ROLES: dict[str, dict[str, object]] = {

@@ -3,7 +3,7 @@
 The façade's driver of a run lives in the instance that accepted the request. When that
 instance dies, the survivor finishes the runs (Aegra's lease reaper) but no driver is left to
 log how they ended; readers on the survivor notice and log it
-(`service.run_outcome.reconcile`). A client following the task on the survivor sees each task
+(`service.api.run_outcome.reconcile`). A client following the task on the survivor sees each task
 delivered once, an event log that ends in one `WorkflowCompleted`, and a stream that ends
 instead of waiting forever.
 """

@@ -1,4 +1,4 @@
-"""Batched lease heartbeats (`service.aegra_leases`) on a real Aegra instance.
+"""Batched lease heartbeats (`service.serving.aegra_leases`) on a real Aegra instance.
 
 A run longer than its 5 s lease keeps it (renewed every 2 s by the instance's one renewal loop)
 and finishes without being re-run; a run whose lease is taken by another worker is cancelled

@@ -1,4 +1,4 @@
-"""Each limit answers with its documented status and code (see `service.api`'s table)."""
+"""Each limit answers with its documented status and code (see `service.api.app`'s table)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.limits import LimitStore
+from service.rate_limits import LimitStore
 from service.settings import Settings
 from tests.integration.api.conftest import MODEL_429_THRESHOLD, REDIS_URL, ApiServer
 from tests.integration.api.test_facade import wait_for_status

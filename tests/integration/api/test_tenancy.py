@@ -7,14 +7,14 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from service.limits import LimitStore, TenantLimits, limits_for
-from service.settings import Settings
-from service.tenancy import (
+from service.api.tenancy import (
     PostgresKeyStore,
     SqliteKeyStore,
     api_key_from_headers,
     parse_seed,
 )
+from service.rate_limits import LimitStore, TenantLimits, limits_for
+from service.settings import Settings
 
 
 async def test_keys_are_stored_hashed_and_map_to_their_tenant(tmp_path: Path) -> None:

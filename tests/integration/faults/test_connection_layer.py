@@ -19,11 +19,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.requests import Request
 
-from service.aegra_leases import ReaperGuard
-from service.aegra_progress import ProgressLog
-from service.api_outage import is_outage, outage_aware
+from service.api.aegra_progress import ProgressLog
+from service.api.outage import is_outage, outage_aware
 from service.dlq import PostgresDeadLetterStore
-from service.limits import redis_client
+from service.rate_limits import redis_client
+from service.serving.aegra_leases import ReaperGuard
 from tests.integration.aegra import harness
 from tests.integration.faults.services import PostgresServer, RedisServer
 from tools.ledger import PostgresLedger

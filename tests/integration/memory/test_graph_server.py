@@ -15,7 +15,7 @@ import pytest
 from graphs.context import TeamContext
 from memory.graph import FalkorDBBackend, MemoryGraph, Neo4jBackend
 from service import deps
-from service.graph_server import (
+from service.serving.graph_server import (
     FalkorDBServer,
     GraphServerError,
     connect_url,
@@ -62,7 +62,7 @@ OWNER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from service.graph_server import embedded_falkordb
+    from service.serving.graph_server import embedded_falkordb
     server = embedded_falkordb(Path(sys.argv[1]))
     backend = server.connect()
     backend.run("CREATE (:Fact {ns: 'orphan', key: 'k', text: 'kept'})")

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from graphs.context import IN_PROCESS_ONLY
-from service.run_guard import SERVED_FIELDS
+from service.api.run_guard import SERVED_FIELDS
 from service.settings import Settings
 from tests.integration.security_served.conftest import AUTO_APPROVED, Served, memory_points
 from tests.integration.test_langgraph_server import GOAL, GRAPH_ID

@@ -1,18 +1,18 @@
 """Whether a new task may start: its depth, the load, the tenant's cap and the operator's policy.
 
-Each check raises the `ApiError` the task API documents for it (`service.api`'s table), so
+Each check raises the `ApiError` the task API documents for it (`service.api.app`'s table), so
 `create_task` reads as the order they apply in: nesting depth, backpressure, then, under the
 tenant's lock, the active-task cap and the options' policy.
 """
 
 from __future__ import annotations
 
-from service.api_errors import ApiError
-from service.api_models import TaskOptions
-from service.api_session import Session
-from service.limits import get_limit_store
-from service.run_driver import run_context
-from service.run_guard import Refused, check_context
+from service.api.errors import ApiError
+from service.api.run_driver import run_context
+from service.api.run_guard import Refused, check_context
+from service.api.schemas import TaskOptions
+from service.api.session import Session
+from service.rate_limits import get_limit_store
 from service.settings import get_settings
 
 __all__ = [

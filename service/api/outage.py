@@ -1,9 +1,9 @@
 """A dependency that is down answers 503 with Retry-After, never a 500 or a dropped connection.
 
 PostgreSQL and Redis restart. The connection pools check connections before use and retry with
-backoff (`service.sqlstore`, `service.limits`, Aegra's own pools), so a restart costs nothing
-once the server is back; while it is down, a request fails after the pool's wait. That failure
-is not the caller's fault nor a bug, so it is answered as what it is: `503 unavailable` with
+backoff (`service.sqlstore`, `service.rate_limits`, Aegra's own pools), so a restart
+costs nothing once the server is back; while it is down, a request fails after the pool's wait. That
+failure is not the caller's fault nor a bug, so it is answered as what it is: `503 unavailable` with
 `Retry-After`, in the task API's error format under `/v1` and in Aegra's elsewhere.
 
 `is_outage` recognises the drivers' connection errors (psycopg, its pool, asyncpg under
@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.api_errors import error_response
+from service.api.errors import error_response
 
 __all__ = [
     "OUTAGE_TYPES",

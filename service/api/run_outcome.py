@@ -1,6 +1,6 @@
 """How a run ended, decided from the server's record of it, and logged exactly once.
 
-The run driver (`service.run_driver`) and the readers' `reconcile` log a run's outcome here.
+The run driver (`service.api.run_driver`) and the readers' `reconcile` log a run's outcome here.
 Both decide it the same way: from the run's final status and the thread's final state (its
 pending interrupts and the team's `report`), read from the LangGraph server once the run is
 over, never from what the watcher saw or failed to see. A stream cut by a database or Redis
@@ -32,12 +32,12 @@ import httpx
 from langgraph_sdk.schema import Run, Thread, ThreadState
 from pydantic import JsonValue
 
-from service.api_errors import ApiError, upstream_error
-from service.api_outage import is_outage
-from service.api_session import Session
+from service.api.errors import ApiError, upstream_error
+from service.api.outage import is_outage
+from service.api.session import Session
+from service.api.task_state import pending_interrupts, state_values
 from service.dlq import get_dlq_store
 from service.sqlstore import LockBusy
-from service.task_state import pending_interrupts, state_values
 
 __all__ = ["Outcome", "Unreachable", "conclude", "final_outcome", "reconcile", "retrying"]
 

@@ -257,7 +257,7 @@ def _wait_healthy(
 
 
 def main() -> None:
-    """`python -m service.local_model`: build and download what the embedded model needs."""
+    """`python -m service.llm.local_model`: build and download what the embedded model needs."""
     from service.settings import get_settings
 
     paths = prepare(get_settings())

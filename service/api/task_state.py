@@ -14,8 +14,8 @@ from typing import Any, cast
 from langgraph_sdk.schema import Thread, ThreadState
 from pydantic import JsonValue
 
-from service.api_models import TaskStatus, TaskSummary
-from service.api_session import Session
+from service.api.schemas import TaskStatus, TaskSummary
+from service.api.session import Session
 
 
 def pending_interrupts(state: ThreadState) -> list[dict[str, JsonValue]]:
@@ -43,7 +43,7 @@ def task_status(thread_status: str, values: Mapping[str, Any], waiting: bool) ->
     report = values.get("report")
     if isinstance(report, dict):
         # The team finished: its report is the task's fate, even when a write after the
-        # delivery failed and left the thread in error (`service.run_outcome` logs it so too).
+        # delivery failed and left the thread in error (`service.api.run_outcome` logs it so too).
         return "failed" if report.get("status") == "failed" else "completed"
     if thread_status == "error":
         return "failed"

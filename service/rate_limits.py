@@ -19,7 +19,7 @@ Per-tenant overrides come from `STRATEGOS_TENANT_LIMITS` (JSON).
 The Redis client rides out a Redis restart: a command that meets a dropped connection or a
 refused connect is retried with jittered exponential backoff (`redis_client`, about 3 s in
 all), and idle connections are checked before reuse. Longer than that, the command fails and the
-task API answers 503 with Retry-After (`service.api_outage`).
+task API answers 503 with Retry-After (`service.api.outage`).
 """
 
 from __future__ import annotations

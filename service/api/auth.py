@@ -9,7 +9,7 @@ assistants a tenant creates are its own. The store is tenant-scoped by namespace
 configured, a namespace must start with the caller's tenant.
 
 Every run a caller creates — directly, from a cron or through an assistant's defaults — is
-checked by `service.run_guard` first: no host path, no tenant, no jump and no state write
+checked by `service.api.run_guard` first: no host path, no tenant, no jump and no state write
 (but the task's input) in a `command`, every limit under the operator's cap, approval no looser
 than the operator's policy, and an answer to an approval only from a key allowed to approve
 (`approve` permission).
@@ -21,9 +21,9 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
-from service.run_guard import Refused, check_context, check_run
+from service.api.run_guard import Refused, check_context, check_run
+from service.api.tenancy import Unauthenticated, resolve_identity
 from service.settings import get_settings
-from service.tenancy import Unauthenticated, resolve_identity
 
 auth = Auth()
 
@@ -87,7 +87,7 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
 
 @auth.on.threads.create_run
 async def on_create_run(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
-    """A run is checked (`service.run_guard`) and then owned like its thread."""
+    """A run is checked (`service.api.run_guard`) and then owned like its thread."""
     _check_run(ctx, value)
     return _own(ctx, value)
 

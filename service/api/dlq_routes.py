@@ -1,9 +1,9 @@
-"""Routes of the dead-letter queue (`/v1/dead-letters`), included by `service.api`.
+"""Routes of the dead-letter queue (`/v1/dead-letters`), included by `service.api.app`.
 
-Kept apart from the task routes so the façade module stays about tasks; the routes reuse the
-task routes' session (`service.api_deps`), errors and run driver (`service.run_driver`), so a
-replay is logged and observed exactly like any other run (and a replay that fails again becomes
-a new dead letter with one more attempt).
+Kept apart from the task routes so the façade module stays about tasks; the routes reuse the task
+routes' session (`service.api.dependencies`), errors and run driver (`service.api.run_driver`), so a
+replay is logged and observed exactly like any other run (and a replay that fails again becomes a
+new dead letter with one more attempt).
 
 Replay resumes the thread from its last checkpoint: the run is started with no input, so
 LangGraph re-executes only the step that failed (and what follows), not the steps whose writes
@@ -21,12 +21,12 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from graphs.state import TeamInput
-from service.api_deps import SessionDep
-from service.api_errors import ERRORS, ApiError
-from service.api_models import ErrorBody, TaskOptions, clean_text
-from service.api_session import Session
+from service.api.dependencies import SessionDep
+from service.api.errors import ERRORS, ApiError
+from service.api.run_driver import exclusive, run_context, start_run
+from service.api.schemas import ErrorBody, TaskOptions, clean_text
+from service.api.session import Session
 from service.dlq import DeadLetter, DeadLetterStatus, get_dlq_store
-from service.run_driver import exclusive, run_context, start_run
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead-letters"])
 

@@ -4,8 +4,8 @@ One interface: `ChatOpenAI` against any OpenAI-compatible endpoint (the embedded
 bundled llama.cpp server). Agents pick actions through JSON-schema constrained output, validated
 with pydantic, with a bounded repair retry that feeds the validation error back verbatim.
 
-Every 429 from the model endpoint is counted in the backpressure gauge (`service.limits`) by a
-response hook on the model's HTTP clients, so the task API sheds load while the endpoint
+Every 429 from the model endpoint is counted in the backpressure gauge (`service.rate_limits`)
+by a response hook on the model's HTTP clients, so the task API sheds load while the endpoint
 throttles.
 """
 
@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 
 from graphs.deps import text_of
 from graphs.state import Usage, add_usage
-from service.limits import LimitStore, record_model_429
+from service.rate_limits import LimitStore, record_model_429
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class _LocalServer:
     def url(self, settings: Settings) -> str:
         with self._lock:
             if self._url is None:
-                from service.local_model import running_server
+                from service.llm.local_model import running_server
 
                 self._stack = ExitStack()
                 self._url = self._stack.enter_context(running_server(settings))
@@ -245,7 +245,7 @@ def _count_429_sync(response: httpx2.Response) -> None:
 def chat_model(settings: Settings) -> BaseChatModel:
     """The configured chat model: a script, an OpenAI-compatible endpoint, or the local model."""
     if settings.scripted_model is not None:
-        from service.scripted import ScriptedChatModel
+        from service.llm.scripted import ScriptedChatModel
 
         scripted = ScriptedChatModel.from_file(settings.scripted_model)
         scripted.max_tokens = settings.max_completion_tokens

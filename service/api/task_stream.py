@@ -17,12 +17,12 @@ import time
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from service.api_errors import ApiError
-from service.api_models import ErrorDetail, StreamMessage, event_view
-from service.api_outage import OUTAGE_TYPES, is_outage
-from service.api_session import Session
-from service.run_outcome import reconcile
-from service.task_state import state_values, task_status, with_values
+from service.api.errors import ApiError
+from service.api.outage import OUTAGE_TYPES, is_outage
+from service.api.run_outcome import reconcile
+from service.api.schemas import ErrorDetail, StreamMessage, event_view
+from service.api.session import Session
+from service.api.task_state import state_values, task_status, with_values
 
 TERMINAL_KINDS = frozenset({"WorkflowCompleted", "WorkflowFailed"})
 POLL_S = 0.2

@@ -1,10 +1,10 @@
 """The task API: a thin façade over LangGraph threads and runs (langgraph.json → `http.app`).
 
-A task is a thread (`task_id == thread_id`) whose metadata holds its tenant, goal and nesting
-depth. The façade never runs the graph itself: it drives runs through the LangGraph Server API of
-the server it is mounted in (`STRATEGOS_SERVER_URL`, else the socket that accepted the request —
-never the client's Host header), with the official SDK and the caller's own API key, so the
-server's auth (`service.auth`) applies to every call as well: another tenant's task is not found.
+A task is a thread (`task_id == thread_id`) whose metadata holds its tenant, goal and nesting depth.
+The façade never runs the graph itself: it drives runs through the LangGraph Server API of the
+server it is mounted in (`STRATEGOS_SERVER_URL`, else the socket that accepted the request — never
+the client's Host header), with the official SDK and the caller's own API key, so the server's auth
+(`service.api.auth`) applies to every call as well: another tenant's task is not found.
 
 Events are the ledger's append-only log of the thread (`tools.ledger`), whose per-thread ids
 increase by one in commit order, so `?after=<id>` pages and `last_event_id` resumes a stream
@@ -35,10 +35,10 @@ Every error is `{"error": {"code": …, "message": …}}` with a stable code:
 """
 
 # This module is the app, its error handlers and its routes. The rest of the façade lives
-# beside it: `api_models` (wire format), `api_errors`, `api_deps` (auth, rate limit,
-# session), `api_admission` (whether a new task may start), `api_session` (`Facade`,
-# `Session`), `task_state` (a task's status), `run_driver` (starting runs, logging their
-# outcomes) and `task_stream` (the WebSocket's event pump).
+# beside it in `service.api`: `schemas` (wire format), `errors`, `dependencies` (auth, rate
+# limit, session), `admission` (whether a new task may start), `session` (`Facade`,
+# `Session`), `task_state` (a task's status), `run_driver` and `run_outcome` (starting runs,
+# logging their outcomes) and `task_stream` (the WebSocket's event pump).
 
 from __future__ import annotations
 
@@ -59,15 +59,20 @@ from pydantic import JsonValue, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
-from service.api_admission import (
+from service.api.admission import (
     refuse_looser_than_policy,
     refuse_over_active_cap,
     refuse_when_overloaded,
     task_depth,
 )
-from service.api_deps import SessionDep, rate_limit, server_url
-from service.api_errors import ERRORS, ApiError, error_response, upstream_error
-from service.api_models import (
+from service.api.dependencies import SessionDep, rate_limit, server_url
+from service.api.dlq_routes import router as dlq_router
+from service.api.errors import ERRORS, ApiError, error_response, upstream_error
+from service.api.outage import OUTAGE_TYPES, is_outage
+from service.api.outage import install as answer_outages_with_503
+from service.api.run_driver import exclusive, run_context, start_run
+from service.api.run_outcome import reconcile
+from service.api.schemas import (
     MAX_AFTER,
     ApproveRequest,
     CreateTaskRequest,
@@ -79,16 +84,8 @@ from service.api_models import (
     TaskView,
     event_view,
 )
-from service.api_outage import OUTAGE_TYPES, is_outage
-from service.api_outage import install as answer_outages_with_503
-from service.api_session import TASK_KIND, Facade, Session
-from service.dlq import close_dlq_stores
-from service.dlq_routes import router as dlq_router
-from service.limits import close_limit_stores, get_limit_store, limits_for
-from service.run_driver import exclusive, run_context, start_run
-from service.run_outcome import reconcile
-from service.settings import get_settings
-from service.task_state import (
+from service.api.session import TASK_KIND, Facade, Session
+from service.api.task_state import (
     json_dict,
     pending_interrupts,
     state_values,
@@ -96,14 +93,17 @@ from service.task_state import (
     task_summary,
     with_values,
 )
-from service.task_stream import pump_events, stream_error
-from service.tenancy import (
+from service.api.task_stream import pump_events, stream_error
+from service.api.tenancy import (
     Unauthenticated,
     close_key_stores,
     get_key_store,
     keys_required,
     resolve_identity,
 )
+from service.dlq import close_dlq_stores
+from service.rate_limits import close_limit_stores, get_limit_store, limits_for
+from service.settings import get_settings
 from tools.ledger import open_ledger
 
 DEPTH_HEADER = "X-Strategos-Depth"

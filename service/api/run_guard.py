@@ -1,6 +1,6 @@
 """What a served request may ask of a run: checked before the server accepts it.
 
-Every served input is hostile. The server's auth handlers (`service.auth`) call these checks on
+Every served input is hostile. The server's auth handlers (`service.api.auth`) call these checks on
 each run, cron and assistant a caller creates, on the native LangGraph API and the task façade
 alike, and turn a `Refused` into a 4xx that names the field. The graph applies the same policy
 again when it runs (`service.deps.served_context`), so a request that got past here still

@@ -1,6 +1,6 @@
 """The task API's errors: one exception with a stable code, and how it is rendered.
 
-Every module of the façade raises `ApiError`; `service.api` turns it into the `ErrorBody` JSON
+Every module of the façade raises `ApiError`; `service.api.app` turns it into the `ErrorBody` JSON
 that its docstring's error table documents. `upstream_error` maps the LangGraph server's answers
 onto those codes, so a client never sees the server's own error format.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from fastapi.responses import JSONResponse
 
-from service.api_models import ErrorBody, ErrorDetail
+from service.api.schemas import ErrorBody, ErrorDetail
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def upstream_error(exc: httpx.HTTPStatusError, what: str) -> ApiError:
         return ApiError(401, "unauthorized", "the server refused the API key")
     if code == 422:
         return ApiError(422, "validation_error", "the server refused the request")
-    if code == 503:  # the server's own database or Redis is down (`service.api_outage`)
+    if code == 503:  # the server's own database or Redis is down (`service.api.outage`)
         retry = exc.response.headers.get("Retry-After", "5")
         message = "a service the LangGraph server depends on is unavailable"
         return ApiError(503, "unavailable", message, headers={"Retry-After": retry})

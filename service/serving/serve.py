@@ -50,12 +50,12 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from service.aegra_leases import guard_reaper
-from service.aegra_leases import install as install_lease_batcher
-from service.aegra_progress import close_progress_log
-from service.aegra_progress import install as log_progress_at_source
-from service.api_outage import outage_aware, outage_response
+from service.api.aegra_progress import close_progress_log
+from service.api.aegra_progress import install as log_progress_at_source
+from service.api.outage import outage_aware, outage_response
 from service.children import become_subreaper, die_with_parent, stop_children
+from service.serving.aegra_leases import guard_reaper
+from service.serving.aegra_leases import install as install_lease_batcher
 from service.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def find_config(config: Path | None = None) -> Path:
 
     The repo fallback lets `strategos serve` work from anywhere in an editable checkout.
     """
-    repo_config = Path(__file__).parents[1] / "langgraph.json"
+    repo_config = Path(__file__).parents[2] / "langgraph.json"
     candidates = [config] if config else [Path("langgraph.json"), repo_config]
     for candidate in candidates:
         if candidate.is_file():
@@ -149,7 +149,7 @@ def aegra_env(
             "LANGCHAIN_TRACING_V2": "false",
             # Agent Protocol v2 (`/threads/{id}/commands`, `/stream/events`) starts and resumes
             # runs without Aegra's `threads.create_run` auth handler, so it would skip
-            # `service.run_guard` (a command's update/goto, an agent key's answer, host paths
+            # `service.api.run_guard` (a command's update/goto, an agent key's answer, host paths
             # in the context). Off: those routes answer 503; clients use the runs API.
             "FF_V2_EVENT_STREAMING": "false",
             "PYTHONUNBUFFERED": "1",
@@ -168,7 +168,7 @@ def aegra_command(host: str, port: int) -> list[str]:
         "-m",
         "uvicorn",
         "--factory",
-        "service.serve:aegra_app",
+        "service.serving.serve:aegra_app",
         "--host",
         host,
         "--port",
@@ -295,8 +295,8 @@ class StopHelpersAtShutdown:
 async def stop_helpers() -> None:
     """Close this instance's pools and stop its FalkorDB and `llama-server` (each if started)."""
     from service import deps
-    from service.graph_server import stop_embedded
-    from service.models import LOCAL_SERVER
+    from service.llm.models import LOCAL_SERVER
+    from service.serving.graph_server import stop_embedded
 
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("progress log", close_progress_log),
@@ -314,12 +314,12 @@ async def stop_helpers() -> None:
 def aegra_app() -> ASGIApp:
     """Uvicorn factory in the child: Aegra's app behind the one-writer-per-thread guard.
 
-    Aegra reads its settings from the environment at import, which `serve` prepared. Its
-    per-run lease heartbeat is replaced by one batched renewal loop and its reaper waits out a
-    database outage before reaping (`service.aegra_leases`); progress events are logged where
-    runs execute (`service.aegra_progress`); its catch-all error handlers answer 503 when a
-    database or Redis outage caused the error (`service.api_outage`); and its helpers stop
-    with its lifespan.
+    Aegra reads its settings from the environment at import, which `serve` prepared. Its per-run
+    lease heartbeat is replaced by one batched renewal loop and its reaper waits out a database
+    outage before reaping (`service.serving.aegra_leases`); progress events are logged where runs
+    execute (`service.api.aegra_progress`); its catch-all error handlers answer 503 when a
+    database or Redis outage caused the error (`service.api.outage`); and its helpers stop with its
+    lifespan.
     """
     main = importlib.import_module("aegra_api.main")
     database_url = os.environ["DATABASE_URL"]

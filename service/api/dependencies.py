@@ -13,11 +13,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from service.api_errors import ApiError
-from service.api_session import Facade, Session
-from service.limits import get_limit_store, limits_for, retry_after
+from service.api.errors import ApiError
+from service.api.session import Facade, Session
+from service.api.tenancy import Identity, Unauthenticated, resolve_identity
+from service.rate_limits import get_limit_store, limits_for, retry_after
 from service.settings import get_settings
-from service.tenancy import Identity, Unauthenticated, resolve_identity
 
 _api_key_scheme = APIKeyHeader(name="x-api-key", auto_error=False, description="Tenant API key.")
 

@@ -2,9 +2,9 @@
 
 The façade never runs the graph itself. A driver streams one run from the LangGraph server in
 the background (`Facade.spawn`) and, once the server says the run is over, logs its outcome
-(`service.run_outcome`: decided from the thread's final state, never from the stream, and a
+(`service.api.run_outcome`: decided from the thread's final state, never from the stream, and a
 failure becomes a dead letter). The team's progress events are logged by the Aegra instance
-that executes the run (`service.aegra_progress`); under a server that does not, the driver
+that executes the run (`service.api.aegra_progress`); under a server that does not, the driver
 appends them from the stream, keeping them in order while the ledger is unreachable. If the
 instance holding a driver dies, the run goes on in the server; `reconcile`, called by every
 reader, logs the outcome in its place. `exclusive` serializes what must not race across
@@ -23,13 +23,13 @@ from typing import Any, cast
 import httpx
 from langgraph_sdk.schema import Run
 
-from service.aegra_progress import logged_at_source
-from service.api_errors import ApiError, upstream_error
-from service.api_models import TaskOptions
-from service.api_outage import is_outage
-from service.api_session import Session
-from service.limits import LockBusy, get_limit_store
-from service.run_outcome import READ_BUDGET_S, TERMINAL, Unreachable, conclude, retrying
+from service.api.aegra_progress import logged_at_source
+from service.api.errors import ApiError, upstream_error
+from service.api.outage import is_outage
+from service.api.run_outcome import READ_BUDGET_S, TERMINAL, Unreachable, conclude, retrying
+from service.api.schemas import TaskOptions
+from service.api.session import Session
+from service.rate_limits import LockBusy, get_limit_store
 from tools.ledger import EventKind
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ async def _drive(
     checkpoint_id: str | None = None,
     context: dict[str, Any],
 ) -> None:
-    """Run the graph once on the thread, then log its outcome (`service.run_outcome`).
+    """Run the graph once on the thread, then log its outcome (`service.api.run_outcome`).
 
     Streaming (rather than a background run) hands the driver the run's id at once and, where
     the server does not log them itself, every custom event from the run's first step; the run

@@ -18,8 +18,8 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Thread, ThreadState, ThreadStatus
 
-from service.api_errors import ApiError, upstream_error
-from service.tenancy import Identity
+from service.api.errors import ApiError, upstream_error
+from service.api.tenancy import Identity
 from tools.ledger import Ledger
 
 TASK_KIND = "strategos_task"

@@ -6,7 +6,7 @@ a write that fails three times is dropped, a subscriber that reconnects misses w
 published meanwhile, and a run finished by another instance after a crash has nobody listening
 at all. So every instance writes them to the ledger's event log (PostgreSQL) as they are
 produced, in order, before they are published; the façade's run driver only follows the run
-and logs its outcome (`service.run_driver`).
+and logs its outcome (`service.api.run_driver`).
 
 While the database is unreachable the events wait in memory, in order, and are written as soon
 as it answers again (at the latest when the run's stream ends). Delivery is at least once: a

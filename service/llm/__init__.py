@@ -1,0 +1,6 @@
+"""The chat models the team calls, and where they run.
+
+`models` holds the providers and the structured-output call every agent uses; `local_model`
+builds and runs the bundled `llama-server`; `scripted` is the deterministic chat model for tests
+and offline demos (`STRATEGOS_SCRIPTED_MODEL`).
+"""

@@ -81,7 +81,7 @@ class Candidate(TypedDict):
     score: tuple[int, int]
 
 
-class ApprovalDecision(TypedDict):
+class ApprovalAnswer(TypedDict):
     """A human's answer to an approval request."""
 
     approved: bool
@@ -98,7 +98,7 @@ class ApprovalResume(BaseModel):
     comment: str = Field(default="", max_length=4000)
 
 
-class ApprovalRequest(BaseModel):
+class DeliveryApprovalRequest(BaseModel):
     """Typed payload of the approval interrupt, for terminals and UIs to render."""
 
     kind: Literal["approval_request"] = "approval_request"
@@ -256,7 +256,7 @@ class TeamState(TypedDict):
     """Running summary of the messages folded out of `messages`, so checkpoints stay small."""
     feedback: NotRequired[str]
     """What the coder should fix next (test failures, review, or a human comment)."""
-    approval: NotRequired[ApprovalDecision | None]
+    approval: NotRequired[ApprovalAnswer | None]
     """The team's reading of the human's answer, for routing. Delivery never trusts it: the
     deliver step asks the gateway, which holds the answer the human gave in its ledger."""
     destination: NotRequired[str]

@@ -16,7 +16,7 @@ from langgraph.types import interrupt
 
 from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
-from graphs.state import ApprovalRequest, TeamState
+from graphs.state import DeliveryApprovalRequest, TeamState
 from nodes.approvers import (
     answered_by,
     approval_key,
@@ -24,12 +24,11 @@ from nodes.approvers import (
     delivery_args,
     parse_resume,
 )
-from tools.gateway import ApprovalDecision, Approver, CallContext
-from tools.gateway import ApprovalRequest as ToolApprovalRequest
+from tools.gateway import ApprovalDecision, ApprovalRequest, Approver, CallContext
 from tools.workspaces import MemoryWorkspace
 
 
-def describe(state: TeamState, destination: str) -> ApprovalRequest:
+def describe(state: TeamState, destination: str) -> DeliveryApprovalRequest:
     """The typed payload a terminal or UI renders for the human."""
     best = state.get("best")
     files = best["files"] if best else state.get("files", {})
@@ -42,7 +41,7 @@ def describe(state: TeamState, destination: str) -> ApprovalRequest:
             f"team tests {run['model_passed']}/{run['model_total']}"
         )
     summary = state.get("stop_reason") or "the team finished and the reviewer approved"
-    return ApprovalRequest(
+    return DeliveryApprovalRequest(
         action="deliver",
         summary=summary,
         files=sorted(files),
@@ -51,10 +50,10 @@ def describe(state: TeamState, destination: str) -> ApprovalRequest:
     )
 
 
-def ask_human(request: ApprovalRequest, who: str) -> Approver:
+def ask_human(request: DeliveryApprovalRequest, who: str) -> Approver:
     """An approver that pauses the graph with the team's payload and reads the answer."""
 
-    async def ask(_request: ToolApprovalRequest) -> ApprovalDecision:
+    async def ask(_request: ApprovalRequest) -> ApprovalDecision:
         answer = parse_resume(interrupt(request.model_dump()))
         answered_by(get_config())
         return ApprovalDecision(approved=answer.approved, comment=answer.comment, approver=who)
@@ -73,7 +72,7 @@ def make_approval(deps: TeamDeps) -> Node[TeamState]:
         """
         ctx = deps.run_context(runtime.context)
         config = get_config()
-        thread_id = str(config.get("configurable", {}).get("thread_id", "local"))
+        thread_id = deps.thread_id()
         destination = str(deps.destination(ctx, thread_id, state.get("destination")))
         best = state.get("best")
         files = best["files"] if best else state.get("files", {})

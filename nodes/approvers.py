@@ -19,8 +19,7 @@ from pydantic import ValidationError
 
 from graphs.context import principal_of
 from graphs.state import ApprovalResume
-from tools.gateway import ApprovalDecision, Approver
-from tools.gateway import ApprovalRequest as ToolApprovalRequest
+from tools.gateway import ApprovalDecision, ApprovalRequest, Approver
 
 
 def parse_resume(value: Any) -> ApprovalResume:
@@ -76,7 +75,7 @@ def answered_by(config: Any) -> str:
     return approver_of(config)
 
 
-async def interrupt_approver(request: ToolApprovalRequest) -> ApprovalDecision:
+async def interrupt_approver(request: ApprovalRequest) -> ApprovalDecision:
     """Ask a human about one tool call: pauses the graph until `Command(resume=...)`.
 
     On resume the node runs again from its start and the gateway reaches this point again;
@@ -90,7 +89,7 @@ async def interrupt_approver(request: ToolApprovalRequest) -> ApprovalDecision:
 def recorded_approver(decision: ApprovalResume, approver: str) -> Approver:
     """An approver that answers with a decision the graph already has (no second question)."""
 
-    async def answer(_request: ToolApprovalRequest) -> ApprovalDecision:
+    async def answer(_request: ApprovalRequest) -> ApprovalDecision:
         return ApprovalDecision(
             approved=decision.approved, comment=decision.comment, approver=approver
         )

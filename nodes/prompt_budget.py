@@ -19,7 +19,6 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import RemoveMessage
 from langchain_openai import ChatOpenAI
-from langgraph.config import get_config
 
 from graphs.context import TeamContext
 from graphs.deps import ModelServing, TeamDeps
@@ -104,7 +103,7 @@ async def fold_history(deps: TeamDeps, state: TeamState, ctx: TeamContext) -> di
         return {}
     counter = await counter_for(deps, ctx)
     episodic = await deps.memory(ctx)
-    task_id = str(get_config().get("configurable", {}).get("thread_id", "")) if episodic else ""
+    task_id = deps.thread_id() if episodic else ""
     digest = await asyncio.to_thread(
         fold_digest,
         state.get("working") or EMPTY_DIGEST,

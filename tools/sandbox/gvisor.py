@@ -54,7 +54,7 @@ from tools.sandbox.markers import (
 )
 from tools.sandbox.supervise import kill_group, supervise
 from tools.sandbox.teardown import COLLECT_MAX_BYTES, close_at_exit
-from tools.sandbox.workspace import Workspace, create_workspace
+from tools.sandbox.workspace import RunWorkspace, create_workspace
 
 __all__ = ["GVisorSandbox"]
 
@@ -227,7 +227,7 @@ class GVisorSandbox(PythonEntry):
 
     def _prepare(
         self, paths: Mapping[PurePosixPath, str], limits: SandboxLimits
-    ) -> tuple[Workspace, Path]:
+    ) -> tuple[RunWorkspace, Path]:
         workspace = create_workspace(self.workspace_root, limits, owner=SANDBOX_UID, use_tmpfs=True)
         try:
             workspace.write(paths)
@@ -336,7 +336,7 @@ def _memory_hit(seen: Mapping[str, int], exit_code: int) -> bool:
     return seen.get("memory_failcnt", 0) > 0 or (exit_code != 0 and near_limit)
 
 
-def _cleanup(workspace: Workspace, bundle: Path) -> None:
+def _cleanup(workspace: RunWorkspace, bundle: Path) -> None:
     try:
         workspace.remove()
     finally:

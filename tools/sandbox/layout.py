@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tools.sandbox.base import SandboxLimits
-from tools.sandbox.workspace import SCRATCH_DIRS, Workspace
+from tools.sandbox.workspace import SCRATCH_DIRS, RunWorkspace
 
 __all__ = [
     "MIB",
@@ -121,7 +121,7 @@ def cgroup_caps(limits: SandboxLimits) -> dict[str, int]:
     }
 
 
-def mount_args(workspace: Path, scratch: Workspace | None, limits: SandboxLimits) -> list[str]:
+def mount_args(workspace: Path, scratch: RunWorkspace | None, limits: SandboxLimits) -> list[str]:
     """The bubblewrap mounts for /tmp, /dev/shm and /workspace.
 
     With a scratch tmpfs (as root) its directories are bound at /tmp and /dev/shm, capped in

@@ -59,7 +59,7 @@ from tools.sandbox.pool import AGENT, Warm, WarmPool, wait_ready
 from tools.sandbox.seccomp import DENIED_SYSCALLS_X86_64, seccomp_fd, seccomp_program
 from tools.sandbox.supervise import kill_run, supervise
 from tools.sandbox.teardown import close_at_exit, finish_run, teardown
-from tools.sandbox.workspace import Workspace, create_workspace
+from tools.sandbox.workspace import RunWorkspace, create_workspace
 
 __all__ = ["LocalSandbox"]
 
@@ -200,7 +200,7 @@ class LocalSandbox(PythonEntry):
 
     async def _watch(
         self,
-        workspace: Workspace,
+        workspace: RunWorkspace,
         group: RunCgroup | None,
         limits: SandboxLimits,
         wanted: Sequence[PurePosixPath],
@@ -232,8 +232,8 @@ class LocalSandbox(PythonEntry):
 
     def _prepare(
         self, paths: Mapping[PurePosixPath, str], limits: SandboxLimits
-    ) -> tuple[Workspace, RunCgroup | None]:
-        """Workspace with the files + run cgroup (blocking; called in a thread)."""
+    ) -> tuple[RunWorkspace, RunCgroup | None]:
+        """The run workspace with the files + run cgroup (blocking; called in a thread)."""
         workspace = create_workspace(
             self.workspace_root,
             limits,
@@ -251,7 +251,7 @@ class LocalSandbox(PythonEntry):
 
     async def _start(
         self,
-        workspace: Workspace,
+        workspace: RunWorkspace,
         group: RunCgroup | None,
         limits: SandboxLimits,
         tail: list[str],

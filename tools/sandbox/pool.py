@@ -24,7 +24,7 @@ from tools.sandbox.cgroups import RunCgroup
 from tools.sandbox.layout import MIB, cgroup_caps
 from tools.sandbox.supervise import KILL_GRACE_S
 from tools.sandbox.teardown import teardown
-from tools.sandbox.workspace import Workspace
+from tools.sandbox.workspace import RunWorkspace
 
 __all__ = ["AGENT", "Warm", "WarmPool", "wait_ready"]
 
@@ -65,7 +65,7 @@ class Warm:
     """An idle pre-started sandbox: its agent waits on stdin for exactly one command."""
 
     proc: asyncio.subprocess.Process
-    workspace: Workspace
+    workspace: RunWorkspace
     group: RunCgroup | None
     loop: asyncio.AbstractEventLoop
 

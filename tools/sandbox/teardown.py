@@ -14,7 +14,7 @@ from typing import Protocol
 
 from tools.sandbox.base import LimitHit, SandboxResult
 from tools.sandbox.cgroups import RunCgroup
-from tools.sandbox.workspace import Workspace
+from tools.sandbox.workspace import RunWorkspace
 
 __all__ = ["COLLECT_MAX_BYTES", "close_at_exit", "finish_run", "teardown"]
 
@@ -28,7 +28,7 @@ class _Closable(Protocol):
 
 def finish_run(
     result: SandboxResult,
-    workspace: Workspace,
+    workspace: RunWorkspace,
     group: RunCgroup | None,
     wanted: Sequence[PurePosixPath],
 ) -> SandboxResult:
@@ -57,7 +57,7 @@ def _cgroup_hits(group: RunCgroup, seen: list[LimitHit]) -> list[LimitHit]:
     return hits
 
 
-def teardown(workspace: Workspace, group: RunCgroup | None) -> None:
+def teardown(workspace: RunWorkspace, group: RunCgroup | None) -> None:
     """Kill everything left in the cgroup, then remove the workspace and the cgroup."""
     try:
         if group is not None:

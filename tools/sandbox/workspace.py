@@ -23,7 +23,7 @@ from tools.sandbox.markers import ALIAS_KIND, SCRATCH_KIND, WORKSPACE_KIND, name
 
 __all__ = [
     "SCRATCH_DIRS",
-    "Workspace",
+    "RunWorkspace",
     "alias_root_path",
     "create_workspace",
     "read_workspace_file",
@@ -43,7 +43,7 @@ _MNT_DETACH = 0x2
 _MS_BIND = 0x1000
 
 
-class Workspace:
+class RunWorkspace:
     """A run's working directory on the host: a size-capped tmpfs owned by the sandbox uid.
 
     Files are written by the host before the run; after it, only `read_workspace_file` reads
@@ -56,7 +56,7 @@ class Workspace:
         self.mounted = mounted
         self.owner = owner
         self.alias: Path | None = None
-        self.scratch: Workspace | None = None
+        self.scratch: RunWorkspace | None = None
 
     @property
     def bind_source(self) -> Path:
@@ -77,7 +77,7 @@ class Workspace:
         use_tmpfs: bool,
         inodes: int = WORKSPACE_INODES,
         kind: str = WORKSPACE_KIND,
-    ) -> Workspace:
+    ) -> RunWorkspace:
         """Make an empty workspace; with `use_tmpfs` it is a tmpfs of `size_mb` (needs root).
 
         The directory is named with the owner marker of `kind`, so the janitor can tell whether
@@ -152,7 +152,7 @@ class Workspace:
         files until the memory cgroup stopped it; this one is capped like the workspace. Its
         root and the `SCRATCH_DIRS` are inodes too, hence the extra ones.
         """
-        scratch = Workspace.create(
+        scratch = RunWorkspace.create(
             self.path.parent,
             size_mb=limits.tmp_mb,
             owner=self.owner,
@@ -191,13 +191,13 @@ class Workspace:
 
 def create_workspace(
     root: Path | None, limits: SandboxLimits, *, owner: int | None, use_tmpfs: bool
-) -> Workspace:
+) -> RunWorkspace:
     """A run's workspace of `limits.disk_mb` and, on tmpfs, its scratch tmpfs (on failure, none).
 
     Without tmpfs (no root, `strict=False`) there is no scratch: the backend falls back to its
     own `/tmp`, capped in size only.
     """
-    workspace = Workspace.create(root, size_mb=limits.disk_mb, owner=owner, use_tmpfs=use_tmpfs)
+    workspace = RunWorkspace.create(root, size_mb=limits.disk_mb, owner=owner, use_tmpfs=use_tmpfs)
     if use_tmpfs:
         try:
             workspace.add_scratch(limits)

@@ -83,6 +83,9 @@ def test_a_task_killed_at_every_boundary_in_turn_is_delivered_once(
     assert report["status"] == "delivered" and report["approval"]["approved"] is True, report
     assert report["tests"]["spec_passed"] == 1, report
     assert executions(env, "k1", "deliver_files") == 1
+    # The test run killed inside the sandbox never completed, so it ran again: once more, and
+    # no completed run was repeated by any later resume.
+    assert executions(env, "k1", "run_tests") == 2
     assert Leftovers.of(_owner(tag_file.read_text())).empty
     # One answer of each agent in the task's record: no saved answer was asked again, and the
     # tester's answer lost with the kill inside its sandbox run was replaced, not added.

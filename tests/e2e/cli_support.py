@@ -15,7 +15,15 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from tests.conftest import PG_URL, REPO, cases_reply, coder_reply, review_reply, write_script
+from tests.conftest import (
+    PG_URL,
+    REPO,
+    cases_reply,
+    cli_env,
+    coder_reply,
+    review_reply,
+    write_script,
+)
 
 STRATEGOS = [sys.executable, "-m", "service.cli"]
 FAULTY = [sys.executable, "-m", "tests.e2e.faulty_cli"]
@@ -44,6 +52,16 @@ def strategos(
         stdin=None if stdin is not None else subprocess.DEVNULL,
         check=False,
     )
+
+
+def backend_env(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest, **extra: str
+) -> dict[str, str]:
+    """`cli_env` on SQLite (the default) or, for "postgresql", a fresh PostgreSQL schema."""
+    env = cli_env(tmp_path, **extra)
+    if backend == "postgresql":
+        env["STRATEGOS_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    return env
 
 
 def add_script(path: Path, code: str = RIGHT_ADD, latency_s: float = 0.0) -> Path:

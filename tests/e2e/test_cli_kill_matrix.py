@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env
 from tests.e2e.cli_support import (
     FAULTY,
     GOAL,
     RIGHT_ADD,
     add_script,
+    backend_env,
     executions,
     output,
     report_of,
@@ -61,9 +61,12 @@ def _owner(tag: str) -> Owner:
 def test_a_task_killed_at_every_boundary_in_turn_is_delivered_once(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    env = cli_env(tmp_path, STRATEGOS_SCRIPTED_MODEL=str(add_script(tmp_path / "script.json")))
-    if backend == "postgresql":
-        env["STRATEGOS_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    env = backend_env(
+        tmp_path,
+        backend,
+        request,
+        STRATEGOS_SCRIPTED_MODEL=str(add_script(tmp_path / "script.json")),
+    )
     out = tmp_path / "out"
     tag_file = tmp_path / "sandbox-owner"
     for args, fault, value, ends in STEPS:

@@ -19,6 +19,7 @@ from tests.e2e.cli_support import (
     GOAL,
     RIGHT_ADD,
     add_script,
+    backend_env,
     executions,
     output,
     report_of,
@@ -32,9 +33,12 @@ pytestmark = pytest.mark.slow
 def test_resume_continues_a_task_killed_after_a_node_saved_its_writes(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    env = cli_env(tmp_path, STRATEGOS_SCRIPTED_MODEL=str(add_script(tmp_path / "script.json")))
-    if backend == "postgresql":
-        env["STRATEGOS_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    env = backend_env(
+        tmp_path,
+        backend,
+        request,
+        STRATEGOS_SCRIPTED_MODEL=str(add_script(tmp_path / "script.json")),
+    )
     out = tmp_path / "out"
     run = ["run", GOAL, "--out", str(out), "--approve", "auto", "--task-id", "w1"]
     killed = strategos(run, {**env, "DIE_AFTER_WRITES_OF": "coder"}, command=FAULTY)

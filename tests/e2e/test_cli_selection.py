@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import cli_env, write_script
-from tests.e2e.cli_support import FAULTY, GOAL, RIGHT_ADD, executions, output, report_of, strategos
+from tests.e2e.cli_support import (
+    FAULTY,
+    GOAL,
+    RIGHT_ADD,
+    backend_env,
+    executions,
+    output,
+    report_of,
+    strategos,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +40,9 @@ def _coder_script(path: Path) -> Path:
 def test_a_round_killed_after_its_sandbox_run_resumes_without_running_it_again(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    env = cli_env(tmp_path, STRATEGOS_SCRIPTED_MODEL=str(_coder_script(tmp_path / "s.json")))
-    if backend == "postgresql":
-        env["STRATEGOS_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    env = backend_env(
+        tmp_path, backend, request, STRATEGOS_SCRIPTED_MODEL=str(_coder_script(tmp_path / "s.json"))
+    )
     out = tmp_path / "out"
     run = ["run", GOAL, "--out", str(out), "--approve", "auto", "--task-id", "s1"]
     killed = strategos(

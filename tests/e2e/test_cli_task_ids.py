@@ -18,6 +18,7 @@ from tests.e2e.cli_support import (
     GOAL,
     RIGHT_ADD,
     add_script,
+    backend_env,
     executions,
     ledger_entries,
     output,
@@ -32,9 +33,12 @@ OTHER_GOAL = "Write mul(a, b) that returns the product.\nExample: mul(2, 3) == 6
 def test_reusing_a_finished_task_id_for_another_goal_is_refused_and_touches_nothing(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    env = cli_env(tmp_path, STRATEGOS_SCRIPTED_MODEL=str(add_script(tmp_path / "script.json")))
-    if backend == "postgresql":
-        env["STRATEGOS_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    env = backend_env(
+        tmp_path,
+        backend,
+        request,
+        STRATEGOS_SCRIPTED_MODEL=str(add_script(tmp_path / "script.json")),
+    )
     out = tmp_path / "out"
     first = strategos(["run", GOAL, "--out", str(out), "--approve", "auto", "--task-id", "x1"], env)
     assert first.returncode == ExitCode.DELIVERED, output(first)

@@ -7,14 +7,13 @@ difference is what the team adds.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -23,13 +22,21 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from eval.bench_files import (
+    BenchResults,
+    BenchRow,
+    previous_rows,
+    summarize,
+    totals_table,
+    write,
+)
 from eval.checking import run_hidden_tests
 from eval.datasets import CodingTask, load_dataset
+from eval.pools import append, pool_updates, pools_path, record
 from graphs.context import TeamContext
 from graphs.deps import text_of
-from graphs.selection_state import SelectionState
+from graphs.selection_state import PooledCandidate, SelectionState
 from graphs.state import TeamInput, TeamState
 from nodes.candidates import extract_code
 from nodes.coder import MAIN_FILE, CodeEdit
@@ -62,47 +69,6 @@ class _Outcome(TypedDict):
     completion_tokens: NotRequired[int]
 
 
-class BenchRow(TypedDict):
-    """One task in one mode: whether the hidden tests passed, and what it cost."""
-
-    task_id: str
-    mode: str
-    passed: bool
-    model_calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    iterations: int
-    wall_s: float
-    stop_reason: str
-    error: str
-
-
-class ModeTotals(TypedDict):
-    """One mode's pass@1 and mean cost per task."""
-
-    mode: str
-    tasks: int
-    passed: int
-    pass_at_1: float
-    model_calls_per_task: float
-    prompt_tokens_per_task: float
-    completion_tokens_per_task: float
-    wall_s_per_task: float
-    iterations_per_task: float
-
-
-class BenchResults(TypedDict):
-    """The results file: what was run (dataset, slice, model, prompt ids), totals and rows."""
-
-    dataset: str
-    offset: int
-    limit: int | None
-    model: str
-    prompts: dict[str, str]
-    totals: list[ModeTotals]
-    tasks: list[BenchRow]
-
-
 def _goal(task: CodingTask) -> str:
     return (
         f"Complete this Python function `{task.entry_point}` (keep its signature and any helper "
@@ -110,15 +76,33 @@ def _goal(task: CodingTask) -> str:
     )
 
 
-async def _run_team(graph: _Team, task: CodingTask, ctx: TeamContext) -> _Outcome:
+@dataclass
+class _Trace:
+    """What a team run leaves besides its code: its final state and every judged candidate."""
+
+    state: dict[str, Any] = field(default_factory=dict)
+    seen: list[PooledCandidate] = field(default_factory=list)
+
+
+async def _run_team(graph: _Team, task: CodingTask, ctx: TeamContext, trace: _Trace) -> _Outcome:
     """Run a team graph on one task; its best code and what it cost."""
     config: RunnableConfig = {
         "configurable": {"thread_id": task.task_id},
         "recursion_limit": recursion_limit(deps.limits(ctx).max_steps),
     }
-    state = await graph.ainvoke(
-        {"goal": _goal(task), "entry_point": task.entry_point}, config, context=ctx
+    stream = graph.astream(
+        {"goal": _goal(task), "entry_point": task.entry_point},
+        config,
+        context=ctx,
+        stream_mode=["updates", "values"],
     )
+    async for kind, chunk in stream:
+        if kind == "values" and isinstance(chunk, dict):
+            trace.state = chunk
+        elif isinstance(chunk, dict):
+            for update in chunk.values():
+                trace.seen.extend(pool_updates(update or {}))
+    state = trace.state
     best = state.get("best")
     files = best["files"] if best else state.get("files", {})
     usage = state.get("usage", {})
@@ -164,11 +148,13 @@ async def _plain(task: CodingTask, ctx: TeamContext) -> _Outcome:
     return {"code": code, "iterations": 1, "stop_reason": "", **usage_of(reply)}
 
 
-async def _outcome(task: CodingTask, mode: str, ctx: TeamContext, settings: Settings) -> _Outcome:
+async def _outcome(
+    task: CodingTask, mode: str, ctx: TeamContext, settings: Settings, trace: _Trace
+) -> _Outcome:
     if mode == "team":
-        return await _run_team(compile_pipeline(InMemorySaver(), settings), task, ctx)
+        return await _run_team(compile_pipeline(InMemorySaver(), settings), task, ctx, trace)
     if mode == "selection":
-        return await _run_team(compile_selection(InMemorySaver(), settings), task, ctx)
+        return await _run_team(compile_selection(InMemorySaver(), settings), task, ctx, trace)
     if mode == "plain":
         return await _plain(task, ctx)
     return await _single_shot(task, ctx, settings.structured_retries)
@@ -181,9 +167,14 @@ async def run_task(
     model: BaseChatModel,
     sandbox: Sandbox,
     gateway: ToolGateway | None = None,
+    pools: Path | None = None,
 ) -> BenchRow:
-    """One task in one mode: produce code, then score it on the hidden tests."""
+    """One task in one mode: produce code, then score it on the hidden tests.
+
+    With `pools`, a `selection` run also appends what it chose from (`eval.pools`).
+    """
     started = time.monotonic()
+    trace = _Trace()
     with tempfile.TemporaryDirectory(prefix="strategos-bench-") as tmp:
         ctx = TeamContext(
             approve="auto",
@@ -195,7 +186,7 @@ async def run_task(
         )
         outcome: _Outcome
         try:
-            outcome = await _outcome(task, mode, ctx, settings)
+            outcome = await _outcome(task, mode, ctx, settings, trace)
             error = ""
         except StructuredOutputError as exc:
             outcome = {"code": "", "iterations": 0, "stop_reason": str(exc), **exc.usage}
@@ -204,6 +195,8 @@ async def run_task(
             error = f"crashed: {type(exc).__name__}: {exc}"[:1000]
             outcome = {"code": "", "iterations": 0, "stop_reason": error}
     hidden = await run_hidden_tests(task, outcome["code"], sandbox)
+    if pools is not None and trace.seen:
+        append(pools, await record(task, trace.state, trace.seen, sandbox))
     return {
         "task_id": task.task_id,
         "mode": mode,
@@ -215,23 +208,6 @@ async def run_task(
         "wall_s": round(time.monotonic() - started, 2),
         "stop_reason": outcome["stop_reason"],
         "error": error or hidden.error[-500:],
-    }
-
-
-def summarize(rows: list[BenchRow], mode: str) -> ModeTotals:
-    """Totals for one mode: pass@1 and mean cost per task."""
-    mine = [r for r in rows if r["mode"] == mode]
-    n = len(mine) or 1
-    return {
-        "mode": mode,
-        "tasks": len(mine),
-        "passed": sum(r["passed"] for r in mine),
-        "pass_at_1": round(sum(r["passed"] for r in mine) / n, 4),
-        "model_calls_per_task": round(sum(r["model_calls"] for r in mine) / n, 2),
-        "prompt_tokens_per_task": round(sum(r["prompt_tokens"] for r in mine) / n, 1),
-        "completion_tokens_per_task": round(sum(r["completion_tokens"] for r in mine) / n, 1),
-        "wall_s_per_task": round(sum(r["wall_s"] for r in mine) / n, 2),
-        "iterations_per_task": round(sum(r["iterations"] for r in mine) / n, 2),
     }
 
 
@@ -286,7 +262,7 @@ async def run_benchmark(
     model = chat_model(settings)
     sandbox = LocalSandbox()
     async with _scratch_gateway(sandbox) as gateway:
-        rows = _previous_rows(out, dataset)
+        rows = previous_rows(out, dataset)
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -297,8 +273,8 @@ async def run_benchmark(
             await _run_rows(plan, rows, progress, model, sandbox, gateway, out)
         results = plan.results(rows)
         if out is not None:
-            _write(out, results)
-        console.print(_totals_table(dataset, len(chosen), results))
+            write(out, results)
+        console.print(totals_table(dataset, len(chosen), results))
     return results
 
 
@@ -333,10 +309,11 @@ async def _run_rows(
                 progress.advance(bar)
                 continue
             progress.update(bar, description=f"{task.task_id} ({mode})")
-            row = await run_task(task, mode, plan.settings, model, sandbox, gateway)
+            pools = pools_path(out) if out is not None else None
+            row = await run_task(task, mode, plan.settings, model, sandbox, gateway, pools)
             rows.append(row)
             if out is not None:
-                _write(out, plan.results(rows))
+                write(out, plan.results(rows))
             mark = "[green]pass[/]" if row["passed"] else "[red]fail[/]"
             progress.console.print(
                 f"{task.task_id:<16} {mode:<11} {mark}  calls={row['model_calls']} "
@@ -344,39 +321,3 @@ async def _run_rows(
                 f"{row['wall_s']:.1f}s"
             )
             progress.advance(bar)
-
-
-def _totals_table(dataset: str, tasks: int, results: BenchResults) -> Table:
-    table = Table(title=f"{dataset}: {tasks} tasks")
-    for column in ("mode", "pass@1", "calls/task", "tokens/task", "s/task", "iterations"):
-        table.add_column(column)
-    for total in results["totals"]:
-        table.add_row(
-            total["mode"],
-            f"{total['passed']}/{total['tasks']} ({total['pass_at_1']:.1%})",
-            str(total["model_calls_per_task"]),
-            f"{total['prompt_tokens_per_task']:.0f}+{total['completion_tokens_per_task']:.0f}",
-            str(total["wall_s_per_task"]),
-            str(total["iterations_per_task"]),
-        )
-    return table
-
-
-def _previous_rows(out: Path | None, dataset: str) -> list[BenchRow]:
-    """The rows an earlier, interrupted run of the same dataset saved in `out`."""
-    if out is None or not out.exists():
-        return []
-    try:
-        data = json.loads(out.read_text())
-    except (OSError, ValueError):
-        return []
-    rows = data.get("tasks", []) if data.get("dataset") == dataset else []
-    # Our own file, written by `_write` from `BenchRow`s: trusted to keep their shape.
-    return [cast(BenchRow, row) for row in rows if isinstance(row, dict) and "task_id" in row]
-
-
-def _write(out: Path, results: BenchResults) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out)

@@ -38,6 +38,7 @@ __all__ = [
     "choose",
     "clusters_of",
     "distinguishing_input",
+    "most_agreeing",
     "needs_question",
     "repair_targets",
     "select",
@@ -187,6 +188,30 @@ def select(result: RunCandidatesResult, weights: Mapping[str, int] | None = None
         passes_spec=bool(clusters) and clusters[0].spec_passed == spec_total,
         dropped=tuple(c.id for c in result.candidates if c.id not in kept),
     )
+
+
+def most_agreeing(
+    result: RunCandidatesResult, weights: Mapping[str, int] | None = None
+) -> str | None:
+    """The survivor agreeing most with the others, input by input (MBR-exec).
+
+    Unlike whole-signature clusters, two right programs that differ on one odd input (an
+    invalid argument the goal never mentions) still support each other on every other input.
+    """
+    survivors = _survivors(result)
+    if not survivors:
+        return None
+
+    def support(candidate: CandidateResult) -> int:
+        mine = [signature_of(o) for o in candidate.outputs]
+        return sum(
+            _weight(other, weights)
+            * sum(a == signature_of(b) for a, b in zip(mine, other.outputs, strict=False))
+            for _, other in survivors
+        )
+
+    best = min(survivors, key=lambda pair: (-support(pair[1]), *_rank(pair[1], pair[0])))
+    return best[1].id
 
 
 def needs_question(clusters: Sequence[Cluster], margin: int = 1) -> bool:

@@ -120,6 +120,30 @@ def test_bench_compares_the_team_with_the_plain_request_and_writes_json(tmp_path
     assert [row["model_calls"] for row in data["tasks"]][1] == 1
     assert data["tasks"][0]["model_calls"] >= 2
     assert "pass@1" in done.stdout
+    # Beside the results, what the team chose from: every candidate with its hidden-test score,
+    # the delivered one among them and scored as the row says.
+    pools = [json.loads(line) for line in (tmp_path / "bench.pools.jsonl").read_text().splitlines()]
+    assert [p["task_id"] for p in pools] == ["HumanEval/0"]
+    candidates = {c["id"]: c for c in pools[0]["candidates"]}
+    assert [c["origin"] for c in candidates.values()].count("greedy") == 1
+    assert candidates[pools[0]["winner"]]["hidden_passed"] == data["tasks"][0]["passed"]
+    assert len(pools[0]["replies"]) == sum(c["votes"] for c in candidates.values())
+    # The ablations replay those candidates with no model: the oracle bounds every rule.
+    replay = subprocess.run(
+        [sys.executable, "-m", "bench.selection_ablation", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+        env=cli_env(tmp_path),
+    )
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    ablation = json.loads((tmp_path / "bench.ablation.json").read_text())
+    assert ablation["tasks"] == ["HumanEval/0"]
+    oracle = ablation["rules"]["any candidate passes (oracle)"]
+    assert all(set(won) <= set(oracle) for won in ablation["rules"].values())
+    assert "| N=4 (team) (replayed) |" in replay.stdout
 
 
 def _children_named(parent: int, name: str) -> list[int]:

@@ -1,0 +1,115 @@
+"""Selection rules scored on recorded candidates: the ablations of the execution-first team.
+
+A `selection` benchmark run records every candidate it judged (`eval.pools`). Here each task's
+first batch — the greedy answer and the sampled ones — runs once more in the sandbox on the
+goal's examples and the tester's inputs (one `run_candidates` run per task, no model call), and
+each rule below picks a winner from that same run. A rule scores a task when its winner passes
+the hidden tests. So "N=1 vs N=4", "with and without the tester's inputs" and "how much the
+greedy answer weighs" are compared on identical candidates, and `oracle` says how many tasks
+any candidate could have solved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from eval.pools import PoolRecord, RecordedCandidate
+from nodes.candidates import Candidate, run_args
+from nodes.selection import most_agreeing, select
+from tools.builtin.run_candidates import RunCandidatesResult, run_candidates
+from tools.checks import decode
+from tools.registry import ToolContext
+from tools.sandbox import Sandbox
+from tools.workspaces import MemoryWorkspace
+
+__all__ = ["RULES", "Rule", "first_batch", "rerun", "score"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One way to choose: how many samples it sees, inputs or not, the greedy answer's weight."""
+
+    name: str
+    samples: int | None
+    """Sampled replies taken in arrival order (None: all of the batch)."""
+    inputs: bool = True
+    greedy_weight: int = 1
+    oracle: bool = False
+    agreement: bool = False
+    """Pick the candidate agreeing most input by input (`most_agreeing`), not the top cluster."""
+
+
+RULES = (
+    Rule("greedy only (N=0)", samples=0),
+    Rule("N=1", samples=1),
+    Rule("N=2", samples=2),
+    Rule("N=4 (team)", samples=None),
+    Rule("N=4, no tester inputs", samples=None, inputs=False),
+    Rule("N=4, greedy weighs 2", samples=None, greedy_weight=2),
+    Rule("N=4, greedy weighs 3", samples=None, greedy_weight=3),
+    Rule("N=4, most agreeing input by input", samples=None, agreement=True),
+    Rule("N=4, most agreeing, greedy weighs 2", samples=None, agreement=True, greedy_weight=2),
+    Rule("any candidate passes (oracle)", samples=None, oracle=True),
+)
+
+
+def first_batch(entry: PoolRecord) -> list[RecordedCandidate]:
+    """The candidates of the first sampling round (greedy first)."""
+    return [c for c in entry["candidates"] if c["batch"] == 1]
+
+
+async def rerun(entry: PoolRecord, sandbox: Sandbox) -> RunCandidatesResult:
+    """The first batch run again on the recorded examples and inputs."""
+    candidates: list[Candidate] = [
+        {"id": c["id"], "code": c["code"], "origin": c["origin"]}  # type: ignore[typeddict-item]
+        for c in first_batch(entry)
+    ]
+    checks = [decode(item, "spec") for item in entry["spec_checks"]]
+    args = run_args(candidates, checks, entry["inputs"])
+    ctx = ToolContext(
+        workspace=MemoryWorkspace(), tenant_id="bench", task_id=entry["task_id"], sandbox=sandbox
+    )
+    return await run_candidates(args, ctx)
+
+
+def _votes(entry: PoolRecord, samples: int | None) -> dict[str, int]:
+    """Votes per candidate id from the greedy reply and the first `samples` sampled ones."""
+    batch = {c["id"]: c for c in first_batch(entry)}
+    greedy = [c["id"] for c in batch.values() if c["origin"] == "greedy"]
+    sampled = [cid for cid in entry["replies"] if cid in batch and cid not in greedy[:1]]
+    # A sample identical to the greedy answer arrives under the greedy id: count it as a reply.
+    extra = sum(c["votes"] for c in batch.values() if c["origin"] == "greedy") - 1
+    sampled += greedy[:1] * max(extra, 0)
+    taken = sampled if samples is None else sampled[:samples]
+    votes: dict[str, int] = dict.fromkeys(greedy[:1], 1)
+    for cid in taken:
+        votes[cid] = votes.get(cid, 0) + 1
+    return votes
+
+
+def _restricted(
+    result: RunCandidatesResult, keep: Mapping[str, int], inputs: bool
+) -> RunCandidatesResult:
+    """The run as if only `keep` had been drawn (and, without inputs, only the examples run)."""
+    candidates = [c for c in result.candidates if c.id in keep]
+    if not inputs:
+        candidates = [c.model_copy(update={"outputs": []}) for c in candidates]
+    return result.model_copy(
+        update={"candidates": candidates, "inputs": result.inputs if inputs else []}
+    )
+
+
+def score(entry: PoolRecord, result: RunCandidatesResult, rule: Rule) -> bool:
+    """Whether the candidate `rule` picks from `result` passes the task's hidden tests."""
+    passed = {c["id"]: c["hidden_passed"] for c in first_batch(entry)}
+    votes = _votes(entry, rule.samples)
+    if rule.oracle:
+        return any(passed.get(cid, False) for cid in votes)
+    weights = dict(votes)
+    for c in first_batch(entry):
+        if c["origin"] == "greedy" and c["id"] in weights:
+            weights[c["id"]] += rule.greedy_weight - 1
+    run = _restricted(result, votes, rule.inputs)
+    winner = most_agreeing(run, weights) if rule.agreement else select(run, weights=weights).winner
+    return bool(winner and passed.get(winner, False))

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from eval.pools import PoolRecord, RecordedCandidate
-from nodes.candidates import Candidate, run_args
+from nodes.candidates import MAX_INPUTS, Candidate, run_args
+from nodes.mutation import mutated_inputs
 from nodes.selection import most_agreeing, select
 from tools.builtin.run_candidates import RunCandidatesResult, run_candidates
 from tools.checks import decode
@@ -26,6 +28,9 @@ from tools.workspaces import MemoryWorkspace
 __all__ = ["RULES", "Rule", "first_batch", "rerun", "score"]
 
 
+type Inputs = Literal["tester", "mutated", "both", "none"]
+
+
 @dataclass(frozen=True)
 class Rule:
     """One way to choose: how many samples it sees, inputs or not, the greedy answer's weight."""
@@ -33,7 +38,8 @@ class Rule:
     name: str
     samples: int | None
     """Sampled replies taken in arrival order (None: all of the batch)."""
-    inputs: bool = True
+    inputs: Inputs = "tester"
+    """Which inputs outputs are compared on: the tester's, mutated examples, both or none."""
     greedy_weight: int = 1
     oracle: bool = False
     agreement: bool = False
@@ -45,7 +51,10 @@ RULES = (
     Rule("N=1", samples=1),
     Rule("N=2", samples=2),
     Rule("N=4 (team)", samples=None),
-    Rule("N=4, no tester inputs", samples=None, inputs=False),
+    Rule("N=4, no tester inputs", samples=None, inputs="none"),
+    Rule("N=4, mutated examples instead of tester inputs", samples=None, inputs="mutated"),
+    Rule("N=4, tester inputs and mutated examples", samples=None, inputs="both"),
+    Rule("N=4, most agreeing on mutated examples", samples=None, inputs="mutated", agreement=True),
     Rule("N=4, greedy weighs 2", samples=None, greedy_weight=2),
     Rule("N=4, greedy weighs 3", samples=None, greedy_weight=3),
     Rule("N=4, most agreeing input by input", samples=None, agreement=True),
@@ -66,7 +75,8 @@ async def rerun(entry: PoolRecord, sandbox: Sandbox) -> RunCandidatesResult:
         for c in first_batch(entry)
     ]
     checks = [decode(item, "spec") for item in entry["spec_checks"]]
-    args = run_args(candidates, checks, entry["inputs"])
+    extra = mutated_inputs(checks, entry["entry_point"], MAX_INPUTS - len(entry["inputs"]))
+    args = run_args(candidates, checks, [*entry["inputs"], *extra])
     ctx = ToolContext(
         workspace=MemoryWorkspace(), tenant_id="bench", task_id=entry["task_id"], sandbox=sandbox
     )
@@ -89,15 +99,23 @@ def _votes(entry: PoolRecord, samples: int | None) -> dict[str, int]:
 
 
 def _restricted(
-    result: RunCandidatesResult, keep: Mapping[str, int], inputs: bool
+    result: RunCandidatesResult, entry: PoolRecord, keep: Mapping[str, int], inputs: Inputs
 ) -> RunCandidatesResult:
-    """The run as if only `keep` had been drawn (and, without inputs, only the examples run)."""
-    candidates = [c for c in result.candidates if c.id in keep]
-    if not inputs:
-        candidates = [c.model_copy(update={"outputs": []}) for c in candidates]
-    return result.model_copy(
-        update={"candidates": candidates, "inputs": result.inputs if inputs else []}
-    )
+    """The run as if only `keep` had been drawn and only the chosen inputs had been run."""
+    tester = len(entry["inputs"])
+    wanted = {
+        "tester": range(tester),
+        "mutated": range(tester, len(result.inputs)),
+        "both": range(len(result.inputs)),
+        "none": range(0),
+    }[inputs]
+    candidates = [
+        c.model_copy(update={"outputs": [c.outputs[i] for i in wanted if i < len(c.outputs)]})
+        for c in result.candidates
+        if c.id in keep
+    ]
+    chosen = [result.inputs[i] for i in wanted]
+    return result.model_copy(update={"candidates": candidates, "inputs": chosen})
 
 
 def score(entry: PoolRecord, result: RunCandidatesResult, rule: Rule) -> bool:
@@ -110,6 +128,6 @@ def score(entry: PoolRecord, result: RunCandidatesResult, rule: Rule) -> bool:
     for c in first_batch(entry):
         if c["origin"] == "greedy" and c["id"] in weights:
             weights[c["id"]] += rule.greedy_weight - 1
-    run = _restricted(result, votes, rule.inputs)
+    run = _restricted(result, entry, votes, rule.inputs)
     winner = most_agreeing(run, weights) if rule.agreement else select(run, weights=weights).winner
     return bool(winner and passed.get(winner, False))

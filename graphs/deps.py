@@ -43,6 +43,8 @@ class Sampling:
     temperature: float = 0.8
     inputs: int = 8
     """Inputs the tester proposes (at most)."""
+    mutated: int = 12
+    """Inputs mutated from the goal's examples (at most; no model call)."""
     repair_rounds: int = 2
     """Repair rounds before a fresh sampling round."""
     repair_targets: int = 2

@@ -21,7 +21,8 @@ from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
 from graphs.selection_state import PooledCandidate, SelectionState, Verdict
 from graphs.state import CheckResult, TestRun
-from nodes.candidates import MAX_CANDIDATES, SOLUTION, Candidate, run_args
+from nodes.candidates import MAX_CANDIDATES, MAX_INPUTS, SOLUTION, Candidate, run_args
+from nodes.mutation import mutated_inputs
 from nodes.selection import (
     Selection,
     all_agree,
@@ -31,7 +32,7 @@ from nodes.selection import (
     select,
 )
 from tools.builtin.run_candidates import RunCandidatesResult
-from tools.checks import decode, encode, entry_point_of, extract_spec_checks
+from tools.checks import Check, decode, encode, entry_point_of, extract_spec_checks
 from tools.gateway import CallContext, ToolObservation
 from tools.workspaces import MemoryWorkspace
 
@@ -158,8 +159,19 @@ def _attempt(state: SelectionState, chosen: list[PooledCandidate], batch: int) -
     return {"iteration": 1, "steps": 1, "batches": [kind]}
 
 
+def _inputs(
+    state: SelectionState, checks: list[Check], found: _GroundTruth, mutated: int
+) -> list[str]:
+    """The tester's inputs, then inputs mutated from the examples (deterministic: same call id)."""
+    tester = state.get("inputs", [])
+    entry = state.get("entry_point") or found.get("entry_point", "")
+    room = min(mutated, MAX_INPUTS - len(tester))
+    extra = mutated_inputs(checks, entry, room) if entry and room > 0 else []
+    return [*tester, *(call for call in extra if call not in tester)]
+
+
 def _run_request(
-    state: SelectionState, chosen: list[PooledCandidate], found: _GroundTruth
+    state: SelectionState, chosen: list[PooledCandidate], found: _GroundTruth, mutated: int
 ) -> tuple[dict[str, JsonValue], str]:
     """The `run_candidates` arguments and their digest, which names the call in the ledger.
 
@@ -171,7 +183,7 @@ def _run_request(
         {"id": c["id"], "code": c["code"], "origin": c["origin"]}  # type: ignore[typeddict-item]
         for c in chosen
     ]
-    args = run_args(candidates, checks, state.get("inputs", []))
+    args = run_args(candidates, checks, _inputs(state, checks, found, mutated))
     args_json: dict[str, JsonValue] = args.model_dump(mode="json")
     digest = hashlib.sha256(json.dumps(args_json, sort_keys=True).encode()).hexdigest()
     return args_json, digest
@@ -245,7 +257,7 @@ def make_judge(deps: TeamDeps) -> Node[SelectionState]:
             return _noted(update, "judge: no candidate to run (no valid model output)")
         found = _ground_truth(state, chosen)
         update |= found
-        args_json, digest = _run_request(state, chosen, found)
+        args_json, digest = _run_request(state, chosen, found, deps.sampling.mutated)
         runtime.stream_writer({"role": "tester", "event": "running", "candidates": len(chosen)})
         observation = await _run_batch(deps, ctx, args_json, digest)
         if not observation.ok or observation.result is None:

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         le=20,
         description="Inputs the tester proposes to compare candidates on (0: no tester call).",
     )
+    mutated_inputs: int = Field(
+        default=12,
+        ge=0,
+        le=20,
+        description="Inputs made by mutating the goal's examples (same types, no model call) "
+        "to compare candidates on.",
+    )
     repair_rounds: int = Field(
         default=2, ge=0, le=4, description="Repair rounds before a fresh sampling round."
     )

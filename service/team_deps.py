@@ -53,6 +53,7 @@ class ServiceDeps:
             samples=settings.samples,
             temperature=settings.sample_temperature,
             inputs=settings.sample_inputs,
+            mutated=settings.mutated_inputs,
             repair_rounds=settings.repair_rounds,
             referee=settings.referee,
         )

@@ -13,6 +13,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.context import TeamContext
+from service.settings import Settings
 from service.team_deps import compile_selection
 from tests.conftest import scripted
 from tests.integration.test_team_scripted import gateway_in
@@ -38,7 +39,7 @@ async def run(
     tmp_path: Path, rules: list[dict[str, Any]], **options: Any
 ) -> tuple[dict[str, Any], Any]:
     model = scripted(rules)
-    graph = compile_selection(InMemorySaver())
+    graph = compile_selection(InMemorySaver(), options.pop("settings", None))
     ctx = TeamContext(
         model=model,
         out_dir=str(tmp_path / "out"),
@@ -79,6 +80,24 @@ async def test_disagreeing_survivors_are_told_apart_by_the_testers_inputs(tmp_pa
     assert state["verdict"]["cluster_sizes"] == [4, 1]
     assert (tmp_path / "out" / "solution.py").read_text().strip() == RIGHT.strip()
     assert state["usage"]["model_calls"] == 6  # 5 candidates and one call for inputs
+
+
+async def test_without_the_tester_inputs_mutated_from_the_examples_tell_candidates_apart(
+    tmp_path: Path,
+) -> None:
+    # The greedy answer is wrong for negative numbers, which the goal's one example never shows.
+    rules = [coder(ODD, seed=0), coder(RIGHT)]
+    settings = Settings(sample_inputs=0)
+    state, _ = await run(tmp_path, rules, settings=settings)
+    assert state["verdict"]["cluster_sizes"] == [4, 1]
+    assert (tmp_path / "out" / "solution.py").read_text().strip() == RIGHT.strip()
+    assert state["usage"]["model_calls"] == 5  # no tester call
+    # Without any inputs the five agree on the example, and the greedy answer is delivered.
+    blind = Settings(sample_inputs=0, mutated_inputs=0)
+    (tmp_path / "blind").mkdir()
+    state, _ = await run(tmp_path / "blind", rules, settings=blind)
+    assert state["verdict"]["cluster_sizes"] == [5]
+    assert (tmp_path / "blind" / "out" / "solution.py").read_text().strip() == ODD.strip()
 
 
 async def test_a_close_call_is_settled_by_one_question_to_the_reviewer(tmp_path: Path) -> None:

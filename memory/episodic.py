@@ -5,25 +5,32 @@ their tenant, task, kind, time and importance. Recall embeds a query, filters by
 leak one user's memories into another's prompt), re-ranks by similarity × relevance (see
 `scoring`) and keeps only hits above a threshold, so a weak match never crowds the prompt.
 
-The same `QdrantClient` calls serve `QdrantClient(":memory:")` (tests), `QdrantClient(path=…)`
-(embedded default) and `QdrantClient(url=…)` (production): nothing here branches on the mode.
+Where the memories live is an `episodic_index.EpisodeIndex`: `EdgeShards` (Qdrant Edge, the
+embedded default, `episodic_edge`) or a `QdrantClient` (`url=…` in production, `":memory:"` in
+tests, `path=…` as before). Both are Qdrant with the same filters and cosine scores, so ranking,
+decay and tenant isolation here do not depend on the engine.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qdrant_client import QdrantClient
-from qdrant_client import models as qm
 
 from memory.embeddings import Embedder
+from memory.episodic_edge import EdgeShards
+from memory.episodic_index import (
+    EmbeddingDimensionMismatch,
+    EpisodeIndex,
+    QdrantClientIndex,
+    Scope,
+)
 from memory.recall_query import recall_query
 from memory.scoring import ScoringParams, recall_score, relevance, should_evict
 
@@ -40,10 +47,6 @@ MemoryKind = Literal["observation", "test_failure", "critique", "solution", "fac
 MEMORY_KINDS: tuple[str, ...] = get_args(MemoryKind)
 
 _ID_NAMESPACE = uuid.UUID("6f1c2f0e-5b7a-4c1e-9f51-3c1d8a2b9e47")
-
-
-class EmbeddingDimensionMismatch(ValueError):
-    """The collection was created for another embedding width."""
 
 
 class MemoryRecord(BaseModel):
@@ -91,11 +94,16 @@ class Recalled:
 
 
 class EpisodicMemory:
-    """Store, recall and forget episodic memories in one Qdrant collection."""
+    """Store, recall and forget episodic memories in one Qdrant collection.
+
+    `client` is `EdgeShards` (embedded, one shard per collection) or a `QdrantClient`; either
+    may be shared with other users of the same folder or server, so closing it is left to
+    whoever opened it.
+    """
 
     def __init__(
         self,
-        client: QdrantClient,
+        client: QdrantClient | EdgeShards,
         embedder: Embedder,
         *,
         collection: str = "strategos_episodic",
@@ -110,32 +118,11 @@ class EpisodicMemory:
         # An agent loop recalls with the same goal-derived query on every iteration: caching
         # its embedding saves a model call per prompt.
         self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
-        self._ensure_collection()
-
-    def _ensure_collection(self) -> None:
-        dim = self.embedder.dim
-        if self.client.collection_exists(self.collection):
-            vectors = self.client.get_collection(self.collection).config.params.vectors
-            size = vectors.size if isinstance(vectors, qm.VectorParams) else None
-            if size != dim:
-                raise EmbeddingDimensionMismatch(
-                    f"collection {self.collection!r} holds vectors of size {size}, the embedder "
-                    f"makes {dim}: use another collection name or re-embed the memories"
-                )
-            return
-        self.client.create_collection(
-            self.collection,
-            vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
+        self.index: EpisodeIndex = (
+            client.index(collection, embedder.dim)
+            if isinstance(client, EdgeShards)
+            else QdrantClientIndex(client, collection, embedder.dim)
         )
-        with warnings.catch_warnings():
-            # local mode warns that payload indexes are a no-op there; a server uses them
-            warnings.simplefilter("ignore", UserWarning)
-            for field in ("tenant", "kind", "task_id"):
-                self.client.create_payload_index(
-                    self.collection, field, qm.PayloadSchemaType.KEYWORD
-                )
-            for field in ("created_at", "last_access"):
-                self.client.create_payload_index(self.collection, field, qm.PayloadSchemaType.FLOAT)
 
     def now(self) -> float:
         """The memory's clock (epoch seconds); stamp new records with it."""
@@ -150,24 +137,17 @@ class EpisodicMemory:
         if not records:
             return []
         vectors = self.embedder.embed_passages([r.text for r in records])
-        points = [
-            qm.PointStruct(id=r.id, vector=v, payload=r.payload())
-            for r, v in zip(records, vectors, strict=True)
-        ]
-        self.client.upsert(self.collection, points=points, wait=True)
+        self.index.upsert([r.id for r in records], vectors, [r.payload() for r in records])
         return [r.id for r in records]
 
     def get(self, memory_id: str) -> MemoryRecord | None:
         """One memory by id, or None."""
-        found = self.client.retrieve(self.collection, ids=[memory_id], with_payload=True)
-        if not found:
-            return None
-        return _record(found[0].id, found[0].payload)
+        payload = self.index.get(str(uuid.UUID(memory_id)))
+        return None if payload is None else _record(memory_id, payload)
 
     def count(self, tenant: str | None = None) -> int:
         """How many memories are stored (for one tenant, or all)."""
-        flt = _filter(tenant=tenant) if tenant is not None else None
-        return self.client.count(self.collection, count_filter=flt, exact=True).count
+        return self.index.count(Scope(tenant=tenant))
 
     def relevance_of(self, record: MemoryRecord, now: float | None = None) -> float:
         """Relevance of a stored memory now (query-independent)."""
@@ -201,17 +181,12 @@ class EpisodicMemory:
         if k < 1 or not query.strip() or (kinds is not None and not kinds):
             return []
         threshold = self.params.min_recall_score if min_relevance is None else min_relevance
+        scope = _scope(tenant=tenant, kinds=kinds, task_id=task_id)
         vector = self._embed_query(query)
-        response = self.client.query_points(
-            self.collection,
-            query=vector,
-            query_filter=_filter(tenant=tenant, kinds=kinds, task_id=task_id),
-            limit=max(4 * k, 16),
-            with_payload=True,
-        )
+        points = self.index.search(vector, scope, limit=max(4 * k, 16))
         now = self._clock()
         hits: list[Recalled] = []
-        for point in response.points:
+        for point in points:
             record = _record(point.id, point.payload)
             rel = self.relevance_of(record, now)
             score = recall_score(point.score, rel, self.params)
@@ -240,68 +215,42 @@ class EpisodicMemory:
         return self.recall(recall_query(goal), tenant, k, kinds=kinds)
 
     def _touch(self, hits: Sequence[Recalled], now: float) -> None:
-        ops: list[qm.UpdateOperation] = [
-            qm.SetPayloadOperation(
-                set_payload=qm.SetPayload(
-                    payload={"last_access": now, "access_count": h.record.access_count + 1},
-                    points=[h.record.id],
-                )
-            )
-            for h in hits
-        ]
-        self.client.batch_update_points(self.collection, ops, wait=True)
-
-    def _scroll(self, flt: qm.Filter | None) -> Iterator[MemoryRecord]:
-        offset: qm.ExtendedPointId | None = None
-        while True:
-            points, offset = self.client.scroll(
-                self.collection,
-                scroll_filter=flt,
-                limit=256,
-                offset=offset,
-                with_payload=True,
-                with_vectors=False,
-            )
-            for p in points:
-                yield _record(p.id, p.payload)
-            if offset is None:
-                return
+        self.index.set_payloads(
+            [
+                (h.record.id, {"last_access": now, "access_count": h.record.access_count + 1})
+                for h in hits
+            ]
+        )
 
     def forget_below(self, threshold: float | None = None, *, tenant: str | None = None) -> int:
         """Delete memories whose relevance fell below the threshold; returns how many."""
         limit = self.params.eviction_threshold if threshold is None else threshold
         now = self._clock()
-        flt = _filter(tenant=tenant) if tenant is not None else None
-        doomed = [r.id for r in self._scroll(flt) if should_evict(self.relevance_of(r, now), limit)]
-        for start in range(0, len(doomed), 512):
-            self.client.delete(
-                self.collection,
-                points_selector=qm.PointIdsList(points=list(doomed[start : start + 512])),
-                wait=True,
-            )
+        doomed = [
+            p.id
+            for p in self.index.scroll(Scope(tenant=tenant))
+            if should_evict(self.relevance_of(_record(p.id, p.payload), now), limit)
+        ]
+        self.index.delete(doomed)
         return len(doomed)
 
 
-def _record(point_id: qm.ExtendedPointId, payload: Mapping[str, object] | None) -> MemoryRecord:
+def _record(point_id: str, payload: Mapping[str, object]) -> MemoryRecord:
     # ignore payload keys this version does not know (written by a newer one)
-    known = {k: v for k, v in (payload or {}).items() if k in MemoryRecord.model_fields}
-    return MemoryRecord.model_validate({**known, "id": str(point_id)})
+    known = {k: v for k, v in payload.items() if k in MemoryRecord.model_fields}
+    return MemoryRecord.model_validate({**known, "id": point_id})
 
 
-def _filter(
+def _scope(
     *,
-    tenant: str | None,
+    tenant: str,
     kinds: Collection[str] | None = None,
     task_id: str | None = None,
-) -> qm.Filter:
-    must: list[qm.Condition] = []
-    if tenant is not None:
-        must.append(qm.FieldCondition(key="tenant", match=qm.MatchValue(value=tenant)))
+) -> Scope:
     if kinds is not None:
         unknown = set(kinds) - set(MEMORY_KINDS)
         if unknown:
             raise ValueError(f"unknown memory kinds {sorted(unknown)}; use {MEMORY_KINDS}")
-        must.append(qm.FieldCondition(key="kind", match=qm.MatchAny(any=sorted(kinds))))
-    if task_id is not None:
-        must.append(qm.FieldCondition(key="task_id", match=qm.MatchValue(value=task_id)))
-    return qm.Filter(must=must)
+    return Scope(
+        tenant=tenant, kinds=None if kinds is None else tuple(sorted(kinds)), task_id=task_id
+    )

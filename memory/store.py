@@ -1,8 +1,10 @@
 """A LangGraph `BaseStore` on Qdrant with semantic search.
 
 Nodes reach long-term memory through `get_store()` and the Server API through `/store`; both
-speak `BaseStore`. This implementation keeps items in a Qdrant collection (same client, same
-embedder and same three modes as `EpisodicMemory`), so one Qdrant serves both faces.
+speak `BaseStore`. This implementation keeps items in a Qdrant collection through
+`qdrant-client` (a server, local mode under `memory_dir()`, or `:memory:`), with the embedder
+`EpisodicMemory` uses; with a server configured, one Qdrant serves both. Embedded, episodic
+memory has its own engine (Qdrant Edge, `episodic_edge`) and the store stays in local mode.
 
 Semantics follow LangGraph's stores: namespaces are tuples of labels without dots, `put(None)`
 deletes, `search` without a query lists newest first, with a query ranks by cosine similarity

@@ -21,6 +21,7 @@ from graphs.context import STRICTNESS, ApproveMode, Principal, TeamContext, prin
 from graphs.deps import Limits
 from memory.embeddings import Embedder
 from memory.episodic import EpisodicMemory
+from memory.episodic_edge import EdgeShards
 from memory.episodic_search import EpisodicSearch
 from memory.graph import CypherBackend, MemoryGraph
 from memory.store import QdrantStore
@@ -201,15 +202,28 @@ def _open_embedder() -> Embedder:
 
 
 def _open_memory() -> EpisodicMemory | None:
-    if not get_settings().memory_enabled:
+    settings = get_settings()
+    if not settings.memory_enabled:
         return None
-    return EpisodicMemory(_default_qdrant(), _default_embedder())
+    if settings.qdrant_url:
+        return EpisodicMemory(_default_qdrant(), _default_embedder())
+    # Embedded: Qdrant Edge, whose recall does not scan in Python like local mode did. Memories
+    # a local-mode install kept are copied over once, so an upgrade forgets nothing.
+    shards = _default_edge()
+    memory = EpisodicMemory(shards, _default_embedder())
+    if not shards.adopted(memory.collection):
+        shards.adopt(memory.collection, _default_qdrant())
+    return memory
 
 
 def _open_store() -> QdrantStore:
     return QdrantStore(
         _default_qdrant(), _default_embedder(), collection=get_settings().store_collection
     )
+
+def _open_edge() -> EdgeShards:
+    return EdgeShards(get_settings().episodic_dir())
+
 
 
 # One Qdrant client per process: local mode locks its directory, so memory and store share it.
@@ -224,7 +238,9 @@ def memory(ctx: TeamContext) -> EpisodicMemory | None:
     if not ctx.use_memory:
         return None
     if ctx.memory is None:
+# Likewise one folder of Edge shards: a shard's WAL lock refuses a second opener.
         return _default_memory()
+_default_edge = _Once(_open_edge)
     if not isinstance(ctx.memory, EpisodicMemory):
         raise TypeError("context 'memory' must be an EpisodicMemory object (in-process only)")
     return ctx.memory
@@ -327,7 +343,7 @@ async def get_memory_graph(ctx: TeamContext) -> MemoryGraph | None:
 
 
 def close_memory() -> None:
-    """Close the Qdrant client and the graph connection this process opened (idempotent).
+    """Close the Qdrant client, Edge shards and graph connection this process opened (idempotent).
 
     Before interpreter shutdown, not in `__del__`s. The embedded FalkorDB itself stops at
     exit (`service.serving.graph_server.stop_embedded`).
@@ -357,6 +373,9 @@ def _folder_name(thread_id: str) -> str:
     """The thread id if it is a safe folder name, else its digest (ids come from requests)."""
     if _SAFE_ID.fullmatch(thread_id):
         return thread_id
+    shards = _default_edge.pop()
+    if shards is not None:
+        shards.close()
     return "t-" + hashlib.sha256(thread_id.encode()).hexdigest()[:32]
 
 

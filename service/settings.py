@@ -145,7 +145,8 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("QDRANT_URL", "STRATEGOS_QDRANT_URL"),
-        description="Qdrant server; local mode under data_dir when unset.",
+        description="Qdrant server for episodic memory and the store; when unset, episodic "
+        "memory uses embedded Qdrant Edge (episodic_dir) and the store local mode (memory_dir).",
     )
     store_collection: str = Field(
         default="strategos_store",
@@ -348,8 +349,12 @@ class Settings(BaseSettings):
         return self.database_url or str(self.data_dir / "ledger.sqlite")
 
     def memory_dir(self) -> Path:
-        """Where the embedded Qdrant keeps episodic memory (local mode)."""
+        """Where local-mode Qdrant keeps the LangGraph store (and kept episodic memory before)."""
         return self.data_dir / "memory"
+
+    def episodic_dir(self) -> Path:
+        """Where embedded Qdrant Edge keeps episodic memory, one shard per collection."""
+        return self.data_dir / "episodic"
 
     def graph_dir(self) -> Path:
         """Where the embedded FalkorDB keeps its snapshot, lock and log."""

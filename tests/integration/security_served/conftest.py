@@ -5,7 +5,7 @@ scripted model. The operator's approval policy is the default one — a human wi
 key answers every delivery — except for carol, whose deliveries the operator lets through
 (`STRATEGOS_AUTO_APPROVE`). Alice also has an agent key: it may submit and watch her tasks,
 never answer an approval. Episodic memory is on under `langgraph dev` (one process owns the
-local Qdrant); the two Aegra instances share a data dir, so theirs is off.
+embedded Qdrant Edge shard); the two Aegra instances share a data dir, so theirs is off.
 
 Every attack that names a host path points into a sentinel folder outside the servers' data
 dir; `Served.assert_contained` checks that it stayed empty and that nothing appeared next to
@@ -149,29 +149,29 @@ def aegra_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def memory_points(served: Served) -> list[dict[str, Any]]:
-    """The payloads of every episodic memory the server stored (a copy of its local Qdrant).
+    """The payloads of every episodic memory the server stored (a copy of its Edge shard).
 
-    Local Qdrant locks its folder for the server's process, so the test reads a copy; writes
-    are committed to its SQLite files when `upsert(wait=True)` returns.
+    The server's process holds the shard's WAL lock, so the test reads a copy; `remember` has
+    flushed the memories to the shard's files when it returns (and the WAL copy holds the rest).
     """
-    from qdrant_client import QdrantClient
+    import qdrant_edge as qe
 
-    source = served.data_dir / "memory"
+    source = served.data_dir / "episodic" / EPISODIC
     if not source.exists():
         return []
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "memory"
-        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".lock"))
-        client = QdrantClient(path=str(copy))
+        copy = Path(tmp) / EPISODIC
+        shutil.copytree(source, copy)
+        shard = qe.EdgeShard.load(str(copy))
         try:
-            if not client.collection_exists(EPISODIC):
-                return []
             payloads: list[dict[str, Any]] = []
             offset: Any = None
             while True:
-                points, offset = client.scroll(EPISODIC, limit=256, offset=offset)
-                payloads += [dict(point.payload or {}) for point in points]
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(offset=offset, limit=256, with_payload=True)
+                )
+                payloads += [dict(record.payload or {}) for record in records]
                 if offset is None:
                     return payloads
         finally:
-            client.close()
+            shard.close()

@@ -467,8 +467,8 @@ async def test_only_the_operators_policy_lets_a_delivery_out_without_a_human(
 
 
 async def test_another_tenants_memory_is_neither_read_nor_written(dev_served: Served) -> None:
-    """Under `langgraph dev`, whose one process owns its local Qdrant (the Aegra instances of
-    this suite share a data dir, so their episodic memory is off)."""
+    """Under `langgraph dev`, whose one process owns its Qdrant Edge shard (the Aegra instances
+    of this suite share a data dir, so their episodic memory is off)."""
     served = dev_served
     # Alice teaches her team a lesson: a rejection with a comment, then an approval.
     first = await waiting_for_approval(served, "alice")

@@ -51,12 +51,16 @@ MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(Connec
 
 
 def _routes(deps: TeamDeps) -> dict[str, Callable[..., Any]]:
-    """The conditional edges, closing over the deps for limits and sampling."""
+    """The conditional edges, closing over the deps for limits and sampling.
 
-    def after_prepare(state: SelectionState) -> list[Send]:
+    They are `async` although they never await: LangGraph runs a plain function of an async
+    graph in a worker thread, and a thread hop per edge costs more than deciding the route.
+    """
+
+    async def after_prepare(state: SelectionState) -> list[Send]:
         return sample_sends(state, deps.sampling)
 
-    def after_judging(state: SelectionState, runtime: Runtime[TeamContext]) -> Any:
+    async def after_judging(state: SelectionState, runtime: Runtime[TeamContext]) -> Any:
         ctx = deps.run_context(runtime.context)
         route = decide(state, deps.limits(ctx), deps.sampling)
         if route == "repair":
@@ -65,10 +69,10 @@ def _routes(deps: TeamDeps) -> dict[str, Callable[..., Any]]:
             return sample_sends(state, deps.sampling)
         return route
 
-    def to_human_or_delivery(state: SelectionState, runtime: Runtime[TeamContext]) -> str:
+    async def to_human_or_delivery(state: SelectionState, runtime: Runtime[TeamContext]) -> str:
         return after_conclude(deps.run_context(runtime.context))
 
-    def after_human(state: SelectionState) -> Any:
+    async def after_human(state: SelectionState) -> Any:
         if after_approval(state) == "deliver":
             return "deliver"
         return sample_sends(state, deps.sampling)

@@ -6,7 +6,6 @@ inputs are compared with each other (agreement), never checked against the teste
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -34,9 +33,7 @@ def make_probe(deps: TeamDeps) -> Node[ProbeTask]:
         ctx = deps.run_context(runtime.context)
         entry = state["entry_point"] or entry_point_of(state["goal"]) or ""
         limit = deps.sampling.inputs
-        system, user = await asyncio.to_thread(
-            messages, "tester", state["goal"], (), {"max_calls": limit}, 3
-        )
+        system, user = messages("tester", state["goal"], (), {"max_calls": limit}, 3)
         runtime.stream_writer({"role": "tester", "event": "proposing inputs"})
         try:
             proposed, usage = await deps.ask_json(

@@ -8,7 +8,6 @@ against a specification. "Neither" or an invalid answer keeps the larger cluster
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -39,9 +38,7 @@ def make_referee(deps: TeamDeps) -> Node[SelectionState]:
         verdict = state["verdict"]
         question = verdict.get("question") or {}
         update: dict[str, Any] = {"steps": 1, "asked": [question_key(question)]}
-        system, user = await asyncio.to_thread(
-            messages, "reviewer", state["goal"], [_facts(question)], None, 3
-        )
+        system, user = messages("reviewer", state["goal"], [_facts(question)], None, 3)
         runtime.stream_writer({"role": "reviewer", "event": "question", "input": question["call"]})
         try:
             answer, usage = await deps.ask_json(await deps.model(ctx), system, user, ReviewerAnswer)

@@ -8,7 +8,6 @@ fenced code block: wrapping code in JSON costs a small model accuracy.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -74,9 +73,7 @@ def make_sample(deps: TeamDeps) -> Node[SampleTask]:
 
     async def sample(state: SampleTask, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
         """Write one whole solution (greedy or sampled) for the goal."""
-        prompt = await asyncio.to_thread(
-            messages, "coder", state["goal"], _sections(state), None, 2
-        )
+        prompt = messages("coder", state["goal"], _sections(state), None, 2)
         return await _one_candidate(
             deps,
             runtime,
@@ -97,7 +94,7 @@ def make_repair(deps: TeamDeps) -> Node[RepairTask]:
         """Fix one candidate, shown its failing call, expected and actual value verbatim."""
         code = f"The solution:\n```python\n{state['code']}\n```"
         failure = f"What happened when it ran:\n{state['failure']}"
-        prompt = await asyncio.to_thread(messages, "coder_repair", state["goal"], [code, failure])
+        prompt = messages("coder_repair", state["goal"], [code, failure])
         return await _one_candidate(
             deps,
             runtime,

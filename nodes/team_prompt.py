@@ -57,7 +57,11 @@ def messages(
     values: Mapping[str, object] | None = None,
     version: int | None = None,
 ) -> tuple[str, str]:
-    """(system, user) for one call: preamble; goal, the role's instructions, then `sections`."""
+    """(system, user) for one call: preamble; goal, the role's instructions, then `sections`.
+
+    String work only (every prompt file is read when `nodes.prompts` is imported), so nodes
+    call it on the event loop: a thread hop per candidate cost more than the work.
+    """
     blocks = [f"{GOAL_TITLE}:\n{goal.strip()}", instructions(role, values, version)]
     blocks += [s for s in sections if s]
     return preamble(), "\n\n".join(blocks)

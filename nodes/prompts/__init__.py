@@ -58,5 +58,9 @@ def load_prompt(name: str, version: int | None = None) -> Prompt:
     return Prompt(name=name, version=chosen, text=text)
 
 
-for _name in available():  # read at import, so nodes never touch the disk on the event loop
+# Every version is read at import, under both the keys callers use (newest: no version; a
+# pinned one: its number), so building a prompt never touches the disk on the event loop.
+for _name, _versions in available().items():
     load_prompt(_name)
+    for _version in _versions:
+        load_prompt(_name, _version)

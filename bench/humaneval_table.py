@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -20,6 +21,18 @@ def table(results: dict) -> str:
             f"| {total['prompt_tokens_per_task']:.0f} + {total['completion_tokens_per_task']:.0f} "
             f"| {total['wall_s_per_task']} | {total['iterations_per_task']} |"
         )
+    return "\n".join(lines)
+
+
+def medians(results: dict) -> str:
+    """Median model calls and wall seconds per task, per mode (the totals give means)."""
+    lines = ["| mode | model calls / task (median) | wall s / task (median) |", "|---|---|---|"]
+    for total in results["totals"]:
+        rows = [r for r in results["tasks"] if r["mode"] == total["mode"]]
+        if rows:
+            calls = statistics.median(r["model_calls"] for r in rows)
+            wall = statistics.median(r["wall_s"] for r in rows)
+            lines.append(f"| {total['mode']} | {calls:g} | {wall:.1f} |")
     return "\n".join(lines)
 
 
@@ -45,5 +58,7 @@ def per_task(results: dict) -> str:
 if __name__ == "__main__":
     data = json.loads(Path(sys.argv[1]).read_text())
     print(table(data))
+    print()
+    print(medians(data))
     print()
     print(per_task(data))

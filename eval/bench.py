@@ -195,6 +195,7 @@ async def run_task(
             error = f"crashed: {type(exc).__name__}: {exc}"[:1000]
             outcome = {"code": "", "iterations": 0, "stop_reason": error}
     hidden = await run_hidden_tests(task, outcome["code"], sandbox)
+    wall_s = round(time.monotonic() - started, 2)  # scoring the pool below is not the task's
     if pools is not None and trace.seen:
         append(pools, await record(task, trace.state, trace.seen, sandbox))
     return {
@@ -205,7 +206,7 @@ async def run_task(
         "prompt_tokens": outcome.get("prompt_tokens", 0),
         "completion_tokens": outcome.get("completion_tokens", 0),
         "iterations": outcome["iterations"],
-        "wall_s": round(time.monotonic() - started, 2),
+        "wall_s": wall_s,
         "stop_reason": outcome["stop_reason"],
         "error": error or hidden.error[-500:],
     }

@@ -17,9 +17,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue, field_validator
 
+from tools.example_blocks import input_output_examples
+
 Source = Literal["spec", "model"]
 RESULT_MARKER = "@@STRATEGOS-CHECKS@@"
-_ARROWS = ("==", "➞", "=>", "->", "→", "should return", "returns", "should be", "=")
+_ARROWS = ("==>", "==", "➞", "=>", "->", "→", "should return", "returns", "should be", "=")
+_JSON_LITERALS = {"true": "True", "false": "False", "null": "None"}
 
 
 def parse_quietly(source: str, mode: Literal["exec", "eval"] = "exec") -> ast.AST:
@@ -104,6 +107,20 @@ def _parses(expr: str) -> bool:
     return True
 
 
+def _pythonic(expected: str) -> str:
+    """`true`, `false` and `null` (as goals written for other languages say) as Python's."""
+    try:
+        tree = parse_quietly(expected, mode="eval")
+    except SyntaxError:
+        return expected
+    names = [node for node in ast.walk(tree) if isinstance(node, ast.Name)]
+    if not names or any(node.id not in _JSON_LITERALS for node in names):
+        return expected
+    for node in names:
+        node.id = _JSON_LITERALS[node.id]
+    return ast.unparse(tree)
+
+
 def _split_expected(rest: str) -> str | None:
     """The expected value after an arrow: the longest prefix that parses as an expression."""
     rest = rest.strip()
@@ -116,7 +133,7 @@ def _split_expected(rest: str) -> str | None:
     rest = re.sub(r"\s+#.*$", "", rest).strip()
     cuts = [len(rest)] + [i for i in range(len(rest) - 1, 0, -1) if rest[i] in ",;. "]
     for cut in cuts:
-        candidate = rest[:cut].strip().rstrip(".,;").strip()
+        candidate = _pythonic(rest[:cut].strip().rstrip(".,;").strip())
         if candidate and _parses(candidate) and not free_names(candidate, ""):
             return candidate
     return None
@@ -176,8 +193,14 @@ def extract_spec_checks(goal: str, entry_point: str) -> list[Check]:
                 expr, expected = f"str({expr[6:-1]})", repr(expected)
             if call_start.search(expr) and expected and _parses(expr) and _parses(expected):
                 found.append(Check(call=expr, expected=expected, source="spec"))
+            elif not expected:
+                # `>>> f(x) == y` with no output line: the comparison is the example.
+                found.extend(_inline_examples(expr, call_start))
             continue
         found.extend(_inline_examples(line, call_start))
+    for call, expected in input_output_examples(goal, entry_point):
+        if _parses(_pythonic(expected)):
+            found.append(Check(call=call, expected=_pythonic(expected), source="spec"))
     found = [c for c in found if not free_names(c.call, entry_point) | free_names(c.expected, "")]
     unique: dict[str, Check] = {check.name: check for check in found}
     return list(unique.values())

@@ -260,3 +260,49 @@ def test_a_quoted_literal_from_the_model_compares_by_value(tmp_path: Path) -> No
     )
     report = parse_report(done.stdout, done.stderr, done.returncode, False)
     assert [o.passed for o in report.outcomes] == [True, True, False, True]
+
+
+def test_a_doctest_line_holding_the_comparison_is_an_example() -> None:
+    goal = "def f(x):\n    '''\n    >>> f([]) == 0\n    >>> f([1, 2]) == [2, 4]\n    '''\n"
+    assert pairs(goal) == [("f([])", "0"), ("f([1, 2])", "[2, 4]")]
+
+
+def test_json_booleans_and_null_in_an_example_are_pythons() -> None:
+    goal = "f(1, 4) => true\nf(3, 2) => false\nf(0, 0) ==> null\nf(2, 2) => [true, 1]"
+    assert pairs(goal) == [
+        ("f(1, 4)", "True"),
+        ("f(3, 2)", "False"),
+        ("f(0, 0)", "None"),
+        ("f(2, 2)", "[True, 1]"),
+    ]
+    # A name that is not one of them still makes the example unusable.
+    assert pairs("f(1) => true_or_false") == []
+
+
+def test_input_and_output_lines_become_checks() -> None:
+    goal = (
+        "def f(arr, k):\n"
+        "    Example 1:\n"
+        "        Input: arr = [-3, -4, 5], k = 3\n"
+        "        Output: [-4, -3, 5]\n"
+        "    Example 2:\n"
+        "        Input: arr = [4, 4], k = 2\n"
+        "\n"
+        "        Output: [4, 4] (both are kept)\n"
+    )
+    assert pairs(goal) == [
+        ("f(arr = [-3, -4, 5], k = 3)", "[-4, -3, 5]"),
+        ("f(arr = [4, 4], k = 2)", "[4, 4]"),
+    ]
+    assert holds(extract_spec_checks(goal, "f")[0], "f", lambda arr, k: sorted(arr)[-k:])
+
+
+def test_input_lines_without_output_or_with_unknown_names_give_nothing() -> None:
+    one_argument = "def f(xs):\n    Input: [4,2,3]\n    Output: [2, 1]\n"
+    assert pairs(one_argument) == [("f([4,2,3])", "[2, 1]")]
+    wrong_name = "def f(xs):\n    Input: nums = [1]\n    Output: 1\n"
+    assert pairs(wrong_name) == []
+    no_def = "Input: nums = [1]\nOutput: 1\n"
+    assert pairs(no_def) == []
+    no_output = "def f(xs):\n    Input: [1]\n    Explanation: none\n    Output: 1\n"
+    assert pairs(no_output) == []

@@ -15,14 +15,18 @@ import json
 import sys
 from pathlib import Path
 
+from eval.bench import goal_of
+from eval.datasets import load_dataset
 from eval.pools import load, pools_path
 from eval.replay import RULES, first_batch, rerun, score
+from tools.checks import encode, extract_spec_checks
 from tools.sandbox import LocalSandbox
 
 
 async def ablate(results_file: Path) -> dict[str, object]:
     results = json.loads(results_file.read_text())
     pools = load(pools_path(results_file))
+    tasks = {task.task_id: task for task in load_dataset(results["dataset"])}
     sandbox = LocalSandbox()
     wins: dict[str, list[str]] = {rule.name: [] for rule in RULES}
     replayed: list[str] = []
@@ -30,9 +34,12 @@ async def ablate(results_file: Path) -> dict[str, object]:
         if not first_batch(entry):
             continue
         result = await rerun(entry, sandbox)
+        task = tasks[task_id]
+        reread = [encode(c) for c in extract_spec_checks(goal_of(task), task.entry_point)]
+        again = await rerun(entry, sandbox, reread)
         replayed.append(task_id)
         for rule in RULES:
-            if score(entry, result, rule):
+            if score(entry, again if rule.reread else result, rule):
                 wins[rule.name].append(task_id)
     as_run = {
         total["mode"]: [
@@ -56,12 +63,27 @@ def table(ablation: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def differences(ablation: dict[str, object]) -> str:
+    """The tasks where the rules (and modes as run) disagree, and who solved each."""
+    tasks = ablation["tasks"]
+    groups = {**ablation["as_run"], **ablation["rules"]}  # type: ignore[dict-item]
+    assert isinstance(tasks, list)
+    lines = []
+    for task in tasks:
+        solved = [name for name, passed in groups.items() if task in passed]
+        if 0 < len(solved) < len(groups):
+            lines.append(f"- {task}: solved by {', '.join(solved)}")
+    return "\n".join(lines) or "- none: every rule and mode solved the same tasks"
+
+
 def main() -> None:
     results_file = Path(sys.argv[1])
     ablation = asyncio.run(ablate(results_file))
     out = results_file.with_name(results_file.stem + ".ablation.json")
     out.write_text(json.dumps(ablation, indent=2))
     print(table(ablation))
+    print()
+    print(differences(ablation))
 
 
 if __name__ == "__main__":

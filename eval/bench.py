@@ -69,7 +69,8 @@ class _Outcome(TypedDict):
     completion_tokens: NotRequired[int]
 
 
-def _goal(task: CodingTask) -> str:
+def goal_of(task: CodingTask) -> str:
+    """The goal a team is given for a task: the function to complete and its prompt."""
     return (
         f"Complete this Python function `{task.entry_point}` (keep its signature and any helper "
         f"code above it):\n\n{task.prompt}"
@@ -91,7 +92,7 @@ async def _run_team(graph: _Team, task: CodingTask, ctx: TeamContext, trace: _Tr
         "recursion_limit": recursion_limit(deps.limits(ctx).max_steps),
     }
     stream = graph.astream(
-        {"goal": _goal(task), "entry_point": task.entry_point},
+        {"goal": goal_of(task), "entry_point": task.entry_point},
         config,
         context=ctx,
         stream_mode=["updates", "values"],
@@ -117,7 +118,7 @@ async def _run_team(graph: _Team, task: CodingTask, ctx: TeamContext, trace: _Tr
 
 
 async def _single_shot(task: CodingTask, ctx: TeamContext, retries: int) -> _Outcome:
-    request = f"Goal:\n{_goal(task)}\n\nThe function to implement is `{task.entry_point}`."
+    request = f"Goal:\n{goal_of(task)}\n\nThe function to implement is `{task.entry_point}`."
     edit, usage = await structured_call(
         ctx.model,
         load_prompt("coder", PIPELINE_PROMPTS["coder"]).text,
@@ -140,7 +141,7 @@ prompt once."""
 async def _plain(task: CodingTask, ctx: TeamContext) -> _Outcome:
     """One greedy request asking for the code in a fenced block, as a person would ask."""
     request = (
-        f"{_goal(task)}\n\nAnswer with the complete Python code of `{task.entry_point}` "
+        f"{goal_of(task)}\n\nAnswer with the complete Python code of `{task.entry_point}` "
         "(and any imports and helpers it needs) in one ```python code block."
     )
     reply = await ctx.model.ainvoke([SystemMessage(PLAIN_SYSTEM), HumanMessage(request)])

@@ -44,6 +44,8 @@ class Rule:
     oracle: bool = False
     agreement: bool = False
     """Pick the candidate agreeing most input by input (`most_agreeing`), not the top cluster."""
+    reread: bool = False
+    """Judge on the examples the current extractor reads from the goal, not the recorded ones."""
 
 
 RULES = (
@@ -59,6 +61,8 @@ RULES = (
     Rule("N=4, greedy weighs 3", samples=None, greedy_weight=3),
     Rule("N=4, most agreeing input by input", samples=None, agreement=True),
     Rule("N=4, most agreeing, greedy weighs 2", samples=None, agreement=True, greedy_weight=2),
+    Rule("N=4, examples re-read, tester + mutated", samples=None, inputs="both", reread=True),
+    Rule("N=4, examples re-read, mutated only", samples=None, inputs="mutated", reread=True),
     Rule("any candidate passes (oracle)", samples=None, oracle=True),
 )
 
@@ -68,13 +72,16 @@ def first_batch(entry: PoolRecord) -> list[RecordedCandidate]:
     return [c for c in entry["candidates"] if c["batch"] == 1]
 
 
-async def rerun(entry: PoolRecord, sandbox: Sandbox) -> RunCandidatesResult:
-    """The first batch run again on the recorded examples and inputs."""
+async def rerun(
+    entry: PoolRecord, sandbox: Sandbox, spec_checks: list[str] | None = None
+) -> RunCandidatesResult:
+    """The first batch run again on the recorded examples (or `spec_checks`) and inputs."""
     candidates: list[Candidate] = [
         {"id": c["id"], "code": c["code"], "origin": c["origin"]}  # type: ignore[typeddict-item]
         for c in first_batch(entry)
     ]
-    checks = [decode(item, "spec") for item in entry["spec_checks"]]
+    recorded = entry["spec_checks"] if spec_checks is None else spec_checks
+    checks = [decode(item, "spec") for item in recorded]
     extra = mutated_inputs(checks, entry["entry_point"], MAX_INPUTS - len(entry["inputs"]))
     args = run_args(candidates, checks, [*entry["inputs"], *extra])
     ctx = ToolContext(

@@ -5,8 +5,9 @@ for such inputs often proposes calls the goal never allows (a negative length, a
 list is meant), and right programs then "disagree" on how they fail. Inputs mutated from the
 goal's examples keep each argument's type and shape — EvalPlus's type-aware mutation: an integer
 nudged by one or doubled, a string cut or extended with its own characters, a list shortened,
-reversed or grown from its own elements — so they stay inside what the goal describes, and they
-cost nothing to make. Pure and deterministic: the same examples give the same inputs.
+reversed, grown from its own elements or made of one repeated element — so they stay inside
+what the goal describes, and they cost nothing to make. Pure and deterministic: the same
+examples give the same inputs.
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ def _str_variants(value: str) -> Iterator[object]:
 
 
 def _sequence_variants(value: list[object] | tuple[object, ...]) -> Iterator[object]:
+    """Most telling first: one repeated element, reversed, shortened, shifted, grown, empty."""
     kind = type(value)
     items = list(value)
     if items:
-        yield from (kind(items[:-1]), kind(items[::-1]), kind(items + items[:1]), kind(items[1:]))
-        yield kind([items[0], *items])
+        # Every element alike: all duplicates, and all odd or all even when they are numbers.
+        yield kind([items[-1]] * len(items))
+        yield from (kind(items[::-1]), kind(items[:-1]))
+        if all(type(item) is int for item in items):
+            yield kind([item + 1 for item in items])  # type: ignore[operator]
+        yield from (kind(items[1:]), kind(items + items[:1]), kind([items[0]] * len(items)))
         yield kind(items + [items[-1]])
     yield kind([])
 

@@ -14,12 +14,14 @@ What a small model's candidates are worth is decided by running them, not by ask
 4. **Repair from facts.** Failing candidates are repaired with the failing call, the expected
    and actual values and the error, verbatim (`repair_targets`).
 
-Everything is deterministic: ties are broken by spec checks passed, then a greedy answer, then
-shorter code, then the order the candidates were run in.
+Everything is deterministic: ties are broken by spec checks passed, then by how many outputs
+have the type the goal's examples show (`shape_of`), then a greedy answer, then shorter code,
+then the order the candidates were run in.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -42,7 +44,9 @@ __all__ = [
     "needs_question",
     "repair_targets",
     "select",
+    "shape_of",
     "signature_of",
+    "typed_outputs",
 ]
 
 
@@ -57,6 +61,8 @@ class Cluster:
     outputs: tuple[str, ...]
     """The first member's output on each input, as the runner printed it."""
     spec_passed: int
+    typed: int
+    """Outputs of the same type as the goal's examples' expected values (see `shape_of`)."""
     greedy: bool
     shortest: int
     first: int
@@ -127,6 +133,47 @@ def signature_of(output: str) -> str:
     return output
 
 
+def shape_of(value: str) -> str | None:
+    """The type of a printed value, containers with their element types: `list[int]`.
+
+    None when the text is not a literal (an exception, an object's repr). Two right programs
+    return values of the type the goal's examples show; `[inf, -1]` where every example returns
+    a list of ints, or an exception where none raises, is a sign of a wrong one.
+    """
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return _shape(parsed)
+
+
+def _shape(value: object) -> str:
+    if isinstance(value, list | tuple | set | frozenset):
+        inner = sorted({_shape(item) for item in value})
+        return f"{type(value).__name__}[{'|'.join(inner)}]"
+    if isinstance(value, dict):
+        keys = sorted({_shape(k) for k in value})
+        items = sorted({_shape(v) for v in value.values()})
+        return f"dict[{'|'.join(keys)}:{'|'.join(items)}]"
+    return type(value).__name__
+
+
+def typed_outputs(outputs: Sequence[str], shapes: set[str | None]) -> int:
+    """How many outputs have one of the `shapes` (0 when the goal shows no typed example).
+
+    An empty container matches any container of its kind: `[]` is a list of anything.
+    """
+    if not shapes:
+        return 0
+    kinds = {shape.split("[")[0] for shape in shapes if shape}
+    count = 0
+    for output in outputs:
+        shape = shape_of(output)
+        if shape in shapes or (shape is not None and shape.endswith("[]") and shape[:-2] in kinds):
+            count += 1
+    return count
+
+
 def _weight(candidate: CandidateResult, weights: Mapping[str, int] | None) -> int:
     return max(1, (weights or {}).get(candidate.id, 1))
 
@@ -151,6 +198,7 @@ def clusters_of(
 ) -> tuple[Cluster, ...]:
     """Group (position, candidate) pairs by output signature; largest cluster first."""
     groups: dict[tuple[str, ...], list[tuple[int, CandidateResult]]] = {}
+    shapes = {shape_of(check.expected) for check in result.checks} - {None}
     for index, candidate in members:
         key = tuple(signature_of(o) for o in candidate.outputs)
         groups.setdefault(key, []).append((index, candidate))
@@ -165,12 +213,15 @@ def clusters_of(
                 inputs=tuple(result.inputs),
                 outputs=tuple(lead.outputs),
                 spec_passed=max(c.spec_passed for _, c in group),
+                typed=typed_outputs(lead.outputs, shapes),
                 greedy=any(c.origin == "greedy" for _, c in group),
                 shortest=min(c.size for _, c in group),
                 first=min(i for i, _ in group),
             )
         )
-    clusters.sort(key=lambda c: (-c.size, -c.spec_passed, not c.greedy, c.shortest, c.first))
+    clusters.sort(
+        key=lambda c: (-c.size, -c.spec_passed, -c.typed, not c.greedy, c.shortest, c.first)
+    )
     return tuple(clusters)
 
 

@@ -18,7 +18,9 @@ from nodes.selection import (
     needs_question,
     repair_targets,
     select,
+    shape_of,
     signature_of,
+    typed_outputs,
 )
 from tools.builtin.run_candidates import (
     CandidateResult,
@@ -178,6 +180,39 @@ def test_signature_of_keeps_values_and_reduces_exceptions_to_their_type() -> Non
     assert signature_of("[1, 2]") == "[1, 2]"
 
 
+def test_shape_of_names_containers_with_their_element_types() -> None:
+    assert shape_of("[2, 1]") == "list[int]"
+    assert shape_of("[inf, -1]") is None  # not a literal: float('inf') prints as a name
+    assert shape_of("[2.5, -1]") == "list[float|int]"
+    assert shape_of("('a', 1)") == "tuple[int|str]"
+    assert shape_of("{'a': [1]}") == "dict[str:list[int]]"
+    assert shape_of("raise ValueError: min() arg is empty") is None
+
+
+def test_typed_outputs_count_outputs_shaped_like_the_examples() -> None:
+    shapes = {shape_of("[2, 1]"), shape_of("[]")}
+    outputs = ["[4, 0]", "[]", "[inf, -1]", "raise ValueError: x", "[1.5, 2]"]
+    assert typed_outputs(outputs, shapes) == 2
+    assert typed_outputs(outputs, set()) == 0
+
+
+def test_between_equal_clusters_the_one_typed_like_the_examples_wins() -> None:
+    # Two clusters of two: one returns [inf, -1] when no element qualifies, one returns [].
+    listing = ("[inf, -1]", "[2, 0]")
+    empty = ("[]", "[2, 0]")
+    result = RunCandidatesResult(
+        checks=[SpecCheck(call="f([4, 2, 3])", expected="[2, 1]")],
+        inputs=["f([3, 3])", "f([2, 2])"],
+        candidates=[
+            cand("g", passed=(True,), outputs=listing, origin="greedy"),
+            cand("s1", passed=(True,), outputs=listing),
+            cand("s2", passed=(True,), outputs=empty),
+            cand("s3", passed=(True,), outputs=empty),
+        ],
+    )
+    assert select(result).winner == "s2"
+
+
 # -------------------------------------------------------------------------------- questions
 def cluster(size: int, outputs: Sequence[str] = ("0", "1", "9")) -> Cluster:
     return Cluster(
@@ -186,6 +221,7 @@ def cluster(size: int, outputs: Sequence[str] = ("0", "1", "9")) -> Cluster:
         inputs=tuple(INPUTS),
         outputs=tuple(outputs),
         spec_passed=2,
+        typed=0,
         greedy=False,
         shortest=10,
         first=0,

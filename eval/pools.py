@@ -42,7 +42,8 @@ class PoolRecord(TypedDict):
     inputs: list[str]
     candidates: list[RecordedCandidate]
     replies: list[str]
-    """Candidate ids in the order the replies arrived (a repeat is another vote)."""
+    """Candidate ids in the order the replies arrived (a repeat is another vote; replies drawn
+    by one call arrive together, in the call's order)."""
     winner: str
     batches: list[str]
     asked: int
@@ -96,7 +97,7 @@ async def record(
         "spec_checks": list(state.get("spec_checks", [])),
         "inputs": list(state.get("inputs", [])),
         "candidates": candidates,
-        "replies": [candidate["id"] for candidate in seen],
+        "replies": [c["id"] for c in seen for _ in range(c["votes"])],
         "winner": str(verdict.get("winner", "")),
         "batches": list(state.get("batches", [])),
         "asked": len(state.get("asked", [])),

@@ -141,6 +141,22 @@ class TeamDeps(Protocol):
     ) -> tuple[str, Usage]:
         """One plain completion and what it cost."""
 
+    async def ask_texts(
+        self,
+        model: BaseChatModel,
+        system: str,
+        user: str,
+        *,
+        n: int,
+        temperature: float,
+        seed: int,
+    ) -> tuple[list[str], Usage]:
+        """`n` sampled completions of one prompt, and what they cost (`n` model calls).
+
+        A server that decodes them in one request reads the prompt once; otherwise they are
+        `n` requests with seeds `seed` … `seed + n - 1`.
+        """
+
     async def ask_json[T: BaseModel](
         self,
         model: BaseChatModel,

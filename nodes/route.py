@@ -43,6 +43,8 @@ class SampleTask(TypedDict):
     origin: Literal["greedy", "sample"]
     seed: int
     batch: int
+    count: int
+    """Candidates this call draws: 1 for the greedy answer, the round's samples in one call."""
 
 
 class RepairTask(TypedDict):
@@ -143,7 +145,7 @@ def _feedback(state: SelectionState) -> str:
 
 
 def sample_sends(state: SelectionState, sampling: Sampling) -> list[Send]:
-    """A fresh batch: one greedy answer and `samples` sampled ones."""
+    """A fresh batch: one greedy answer, and `samples` sampled ones drawn by one call."""
     batch = state.get("batch", 0) + 1
     base: dict[str, Any] = {
         "goal": state["goal"],
@@ -152,11 +154,11 @@ def sample_sends(state: SelectionState, sampling: Sampling) -> list[Send]:
         "feedback": _feedback(state),
         "batch": batch,
     }
-    sends = [Send("sample", {**base, "origin": "greedy", "seed": 0})]
-    sends += [
-        Send("sample", {**base, "origin": "sample", "seed": batch * 100 + i})
-        for i in range(1, sampling.samples + 1)
-    ]
+    sends = [Send("sample", {**base, "origin": "greedy", "seed": 0, "count": 1})]
+    if sampling.samples > 0:
+        # One call for all samples: the server reads the prompt once for all of them.
+        samples = {**base, "origin": "sample", "seed": batch * 100 + 1, "count": sampling.samples}
+        sends.append(Send("sample", samples))
     return sends
 
 

@@ -1,8 +1,9 @@
-"""The coder of the execution-first team: one candidate per call, answered as fenced code.
+"""The coder of the execution-first team: candidates answered as fenced code.
 
-A batch is several of these calls in parallel (`Send`): one greedy answer and a few sampled at
-a higher temperature, which the local server decodes together on its parallel slots. A repair
-call gets one failing candidate with its failure verbatim. The answer is plain text with one
+A batch is two calls in parallel (`Send`): the greedy answer, and the round's samples at a
+higher temperature drawn by one call, which the local server decodes together on its parallel
+slots after reading the prompt once. A repair call gets one failing candidate with its failure
+verbatim. The answer is plain text with one
 fenced code block: wrapping code in JSON costs a small model accuracy.
 """
 
@@ -23,18 +24,22 @@ LESSONS_TITLE = "Lessons from earlier similar tasks"
 FEEDBACK_TITLE = "A human rejected the last delivery with this comment"
 
 
-def _pooled(found: Candidate | Rejected, batch: int) -> dict[str, PooledCandidate]:
-    if isinstance(found, Rejected):
-        return {}
-    return {
-        found["id"]: {
-            "id": found["id"],
-            "code": found["code"],
-            "origin": found["origin"],
+def _pooled(found: list[Candidate | Rejected], batch: int) -> dict[str, PooledCandidate]:
+    """The batch's new candidates by id; the same program twice is one candidate, two votes."""
+    pool: dict[str, PooledCandidate] = {}
+    for item in found:
+        if isinstance(item, Rejected):
+            continue
+        known = pool.get(item["id"])
+        votes = known["votes"] + 1 if known else 1
+        pool[item["id"]] = {
+            "id": item["id"],
+            "code": item["code"],
+            "origin": item["origin"],
             "batch": batch,
-            "votes": 1,
+            "votes": votes,
         }
-    }
+    return pool
 
 
 def _sections(task: SampleTask) -> list[str]:
@@ -46,7 +51,7 @@ def _sections(task: SampleTask) -> list[str]:
     return sections
 
 
-async def _one_candidate(
+async def _candidates(
     deps: TeamDeps,
     runtime: Runtime[TeamContext],
     prompt: tuple[str, str],
@@ -55,16 +60,24 @@ async def _one_candidate(
     seed: int,
     batch: int,
     entry_point: str,
+    count: int = 1,
 ) -> dict[str, Any]:
+    """Draw `count` candidates with one call (greedy at temperature 0, the others hotter)."""
     ctx = deps.run_context(runtime.context)
-    temperature = 0.0 if origin == "greedy" else deps.sampling.temperature
+    model = await deps.model(ctx)
     system, user = prompt
-    text, usage = await deps.ask_text(
-        await deps.model(ctx), system, user, temperature=temperature, seed=seed
-    )
-    found = make_candidate(text, origin, entry_point or None)
-    event = "rejected" if isinstance(found, Rejected) else "wrote"
-    runtime.stream_writer({"role": "coder", "event": event, "origin": origin, "batch": batch})
+    temperature = 0.0 if origin == "greedy" else deps.sampling.temperature
+    if count > 1:
+        texts, usage = await deps.ask_texts(
+            model, system, user, n=count, temperature=temperature, seed=seed
+        )
+    else:
+        text, usage = await deps.ask_text(model, system, user, temperature=temperature, seed=seed)
+        texts = [text]
+    found = [make_candidate(text, origin, entry_point or None) for text in texts]
+    for item in found:
+        event = "rejected" if isinstance(item, Rejected) else "wrote"
+        runtime.stream_writer({"role": "coder", "event": event, "origin": origin, "batch": batch})
     return {"pool": _pooled(found, batch), "batch": batch, "usage": usage, "steps": 1}
 
 
@@ -74,7 +87,7 @@ def make_sample(deps: TeamDeps) -> Node[SampleTask]:
     async def sample(state: SampleTask, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
         """Write one whole solution (greedy or sampled) for the goal."""
         prompt = messages("coder", state["goal"], _sections(state), None, 2)
-        return await _one_candidate(
+        return await _candidates(
             deps,
             runtime,
             prompt,
@@ -82,6 +95,7 @@ def make_sample(deps: TeamDeps) -> Node[SampleTask]:
             seed=state["seed"],
             batch=state["batch"],
             entry_point=state["entry_point"],
+            count=state.get("count", 1),
         )
 
     return sample
@@ -95,7 +109,7 @@ def make_repair(deps: TeamDeps) -> Node[RepairTask]:
         code = f"The solution:\n```python\n{state['code']}\n```"
         failure = f"What happened when it ran:\n{state['failure']}"
         prompt = messages("coder_repair", state["goal"], [code, failure])
-        return await _one_candidate(
+        return await _candidates(
             deps,
             runtime,
             prompt,

@@ -10,11 +10,13 @@ execution-first team, `coding_team_selection`).
 from __future__ import annotations
 
 import asyncio
+from functools import reduce
 from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -24,11 +26,12 @@ from graphs.context import TeamContext
 from graphs.deps import Limits, ModelOutputError, ModelServing, Sampling, text_of
 from graphs.selection_state import SelectionState
 from graphs.selection_team import compile_selection_team
-from graphs.state import TeamInput, TeamState, Usage
+from graphs.state import TeamInput, TeamState, Usage, add_usage
 from graphs.team import compile_team
 from memory.episodic import EpisodicMemory
 from memory.graph import MemoryGraph
 from memory.reflexion import lesson_texts
+from memory.tokens import FallbackTokenCounter, HttpTokenizer, TokenCounter
 from service import deps
 from service.llm.models import LOCAL_SERVER, StructuredOutputError, structured_call, usage_of
 from service.llm.scripted import ScriptedChatModel
@@ -58,6 +61,7 @@ class ServiceDeps:
             referee=settings.referee,
         )
         self.prompt_budget = settings.prompt_token_budget
+        self._tokens: TokenCounter | None = None
         self.sandbox_limits = SandboxLimits(
             timeout_s=settings.sandbox_timeout_s,
             cpu_s=settings.sandbox_cpu_s,
@@ -121,6 +125,50 @@ class ServiceDeps:
         bound = model.bind(temperature=temperature, seed=seed)
         reply = await bound.ainvoke([SystemMessage(system), HumanMessage(user)])
         return text_of(reply), usage_of(reply)
+
+    async def ask_texts(
+        self,
+        model: BaseChatModel,
+        system: str,
+        user: str,
+        *,
+        n: int,
+        temperature: float,
+        seed: int,
+    ) -> tuple[list[str], Usage]:
+        """`n` samples; on the bundled server one request with `n` choices.
+
+        Sent as `n` requests at once, each of the server's slots evaluates the whole prompt
+        (a slot does not share a prefix another slot is still reading); asked for `n`
+        choices, the server reads the prompt once and copies it to the other slots. The
+        server reports one completion's tokens for all choices, so each choice is counted
+        with its tokenizer.
+        """
+        local = self.serving(model).local_url
+        if n <= 1 or local is None:
+            replies = await asyncio.gather(
+                *(
+                    self.ask_text(model, system, user, temperature=temperature, seed=seed + i)
+                    for i in range(max(n, 1))
+                )
+            )
+            texts = [text for text, _ in replies]
+            return texts, reduce(add_usage, (usage for _, usage in replies))
+        messages = [SystemMessage(system), HumanMessage(user)]
+        result = await model.agenerate([messages], temperature=temperature, seed=seed, n=n)
+        choices = [g.message for g in result.generations[0] if isinstance(g, ChatGeneration)]
+        texts = [text_of(message) for message in choices]
+        counter = self._counter(local)
+        completion = sum([await asyncio.to_thread(counter.count, text) for text in texts])
+        prompt = usage_of(choices[0])["prompt_tokens"] if choices else 0
+        usage: Usage = {"model_calls": n, "prompt_tokens": prompt, "completion_tokens": completion}
+        return texts, usage
+
+    def _counter(self, local_url: str) -> TokenCounter:
+        """The bundled server's tokenizer (an estimate if it stops answering), made once."""
+        if self._tokens is None:
+            self._tokens = FallbackTokenCounter(HttpTokenizer(local_url))
+        return self._tokens
 
     async def ask_json[T: BaseModel](
         self,

@@ -150,16 +150,23 @@ def test_approval_routes() -> None:
     assert after_approval({**rejected, "stop_reason": "step limit reached (40 steps)"}) == "deliver"
 
 
-def test_a_fresh_round_is_one_greedy_answer_and_n_seeded_samples() -> None:
+def test_a_fresh_round_is_one_greedy_answer_and_one_call_for_n_seeded_samples() -> None:
     sends = sample_sends(
         state(batch=2, approval={"approved": False, "comment": "use a loop"}), SAMPLING
     )
     payloads = [send.arg for send in sends]
-    assert [send.node for send in sends] == ["sample"] * 5
-    assert [p["origin"] for p in payloads] == ["greedy"] + ["sample"] * 4
-    assert [p["seed"] for p in payloads] == [0, 301, 302, 303, 304]
+    assert [send.node for send in sends] == ["sample"] * 2
+    assert [(p["origin"], p["count"], p["seed"]) for p in payloads] == [
+        ("greedy", 1, 0),
+        ("sample", 4, 301),
+    ]
     assert {p["batch"] for p in payloads} == {3}
     assert all(p["feedback"] == "use a loop" for p in payloads)
+
+
+def test_with_no_samples_a_round_is_the_greedy_answer_alone() -> None:
+    sends = sample_sends(state(), Sampling(samples=0))
+    assert [(send.arg["origin"], send.arg["count"]) for send in sends] == [("greedy", 1)]
 
 
 def test_repairs_go_to_the_named_failing_candidates_only() -> None:

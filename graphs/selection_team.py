@@ -1,20 +1,20 @@
 """The execution-first coding team: candidates sampled in parallel, chosen by running them.
 
 ```
-START → prepare ─Send×(1+N)─► sample ─┐
+START → prepare ─Send×2─────► sample ─┐
                  └─Send─────► probe ──┴─► judge ─decide─► referee ─decide─► …
                                            │  ├─Send×k─► repair ─► judge
-                                           │  └─Send×(1+N)─► sample (a fresh round)
+                                           │  └─Send×2─────► sample (a fresh round)
                                            └─► conclude ─► approval ─► deliver → END
                                                       └──────────────► deliver
 ```
 
-One greedy answer and N sampled ones are decoded together on the model server's parallel
-slots; the tester proposes inputs once. `judge` runs every candidate on the goal's examples and
-those inputs in one sandboxed run and picks the largest agreeing cluster; `decide` (pure,
-`nodes/route.py`) routes from its verdict. Approval and delivery are the pipeline team's own
-steps (`nodes/approval.py`, `nodes/deliver.py`). Nodes get their dependencies as one typed
-`TeamDeps` at build time; `service.team_deps` builds the real one.
+One greedy answer and N sampled ones (one request with N choices) are decoded together on the
+model server's parallel slots; the tester proposes inputs once. `judge` runs every candidate
+on the goal's examples and those inputs in one sandboxed run and picks the largest agreeing
+cluster; `decide` (pure, `nodes/route.py`) routes from its verdict. Approval and delivery are
+the pipeline team's own steps (`nodes/approval.py`, `nodes/deliver.py`). Nodes get their
+dependencies as one typed `TeamDeps` at build time; `service.team_deps` builds the real one.
 """
 
 from __future__ import annotations

@@ -15,19 +15,27 @@ from psycopg_pool import AsyncConnectionPool
 from service.settings import Settings
 
 
+def postgres_pool(conninfo: str) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
+    """The (unopened) pool a PostgreSQL checkpointer runs on, as the service configures it.
+
+    Autocommit and dict rows as `AsyncPostgresSaver` expects; a connection broken by a server
+    restart is replaced, not handed to a step.
+    """
+    return AsyncConnectionPool[AsyncConnection[DictRow]](
+        conninfo,
+        min_size=1,
+        max_size=4,
+        open=False,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection,
+    )
+
+
 @asynccontextmanager
 async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """Open the configured checkpointer, create its tables, and close it on exit."""
     if settings.database_url:
-        async with AsyncConnectionPool[AsyncConnection[DictRow]](
-            settings.database_url,
-            min_size=1,
-            max_size=4,
-            open=False,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-            # A connection broken by a server restart is replaced, not handed to a step.
-            check=AsyncConnectionPool.check_connection,
-        ) as pool:
+        async with postgres_pool(settings.database_url) as pool:
             postgres = AsyncPostgresSaver(pool)
             await postgres.setup()
             yield postgres

@@ -22,11 +22,9 @@ import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg import AsyncConnection
 from psycopg.conninfo import make_conninfo
-from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
 
+from service.persistence import postgres_pool
 from tools.ledger import Ledger, PostgresLedger, SqliteLedger
 
 
@@ -106,14 +104,7 @@ async def postgres_store(pg_url: str, ledger_mode: str) -> AsyncIterator[Store]:
         await admin.execute(f'CREATE SCHEMA "{schema}"')
     ledger: Ledger | None = None
     try:
-        async with AsyncConnectionPool[AsyncConnection[DictRow]](  # as service.persistence
-            conninfo,
-            min_size=1,
-            max_size=4,
-            open=False,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-            check=AsyncConnectionPool.check_connection,
-        ) as pool:
+        async with postgres_pool(conninfo) as pool:  # as the service configures it
             saver = AsyncPostgresSaver(pool)
             await saver.setup()
             if ledger_mode == "memory":

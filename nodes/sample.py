@@ -3,8 +3,8 @@
 A batch is two calls in parallel (`Send`): the greedy answer, and the round's samples at a
 higher temperature drawn by one call, which the local server decodes together on its parallel
 slots after reading the prompt once. A repair call gets one failing candidate with its failure
-verbatim. The answer is plain text with one
-fenced code block: wrapping code in JSON costs a small model accuracy.
+verbatim. The answer is plain text with one fenced code block: wrapping code in JSON costs a
+small model accuracy.
 """
 
 from __future__ import annotations

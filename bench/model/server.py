@@ -96,7 +96,8 @@ def bench_server(settings: Settings, spec_type: str = "none") -> Iterator[Server
         props = httpx.get(f"{base}/props", timeout=30).json()
         slots = httpx.get(f"{base}/slots", timeout=30).json()
         flags = {
-            "binary": str(server_path(settings)),
+            # Relative to the cache dir: where a machine keeps its cache is not a result.
+            "binary": str(server_path(settings).relative_to(settings.cache_dir)),
             "model": weights_path(settings).name,
             # As `running_server` builds the command line (`-c` covers every slot).
             "argv": [

@@ -1,6 +1,6 @@
 """A change's effect on the team's cost per step: two source trees timed in one interleaved run.
 
-    .venv/bin/python -m bench.orchestration.before_after --before /tmp/before [--after .]
+    .venv/bin/python -m bench.orchestration.before_after --before ../before [--after .]
         [--tasks 60] [--warmup 3] [--batch 5] [--stores sqlite,postgres]
         [--durability sync,async,exit] [--out bench/orchestration/before_after.json]
 
@@ -144,7 +144,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "orchestration cost per step, two source trees interleaved",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "trees": {tree: str(path) for tree, path in args.trees.items()},
+        # Which tree is which, not where they were on the machine that ran it.
+        "trees": {tree: path.name for tree, path in args.trees.items()},
         "tasks": args.tasks,
         "warmup": args.warmup,
         "batch": args.batch,

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from eval.pools import PoolRecord, RecordedCandidate
-from nodes.candidates import MAX_INPUTS, Candidate, run_args
-from nodes.mutation import mutated_inputs
+from graphs.deps import Sampling
+from nodes.candidates import Candidate, run_args
+from nodes.mutation import judged_inputs
 from nodes.selection import most_agreeing, select
 from tools.builtin.run_candidates import RunCandidatesResult, run_candidates
 from tools.checks import decode
@@ -82,8 +83,8 @@ async def rerun(
     ]
     recorded = entry["spec_checks"] if spec_checks is None else spec_checks
     checks = [decode(item, "spec") for item in recorded]
-    extra = mutated_inputs(checks, entry["entry_point"], MAX_INPUTS - len(entry["inputs"]))
-    args = run_args(candidates, checks, [*entry["inputs"], *extra])
+    inputs = judged_inputs(entry["inputs"], checks, entry["entry_point"], Sampling().mutated)
+    args = run_args(candidates, checks, inputs)
     ctx = ToolContext(
         workspace=MemoryWorkspace(), tenant_id="bench", task_id=entry["task_id"], sandbox=sandbox
     )

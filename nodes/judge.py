@@ -21,8 +21,8 @@ from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
 from graphs.selection_state import PooledCandidate, SelectionState, Verdict
 from graphs.state import CheckResult, TestRun
-from nodes.candidates import MAX_CANDIDATES, MAX_INPUTS, SOLUTION, Candidate, run_args
-from nodes.mutation import mutated_inputs
+from nodes.candidates import MAX_CANDIDATES, SOLUTION, Candidate, run_args
+from nodes.mutation import judged_inputs
 from nodes.selection import (
     Selection,
     all_agree,
@@ -162,12 +162,9 @@ def _attempt(state: SelectionState, chosen: list[PooledCandidate], batch: int) -
 def _inputs(
     state: SelectionState, checks: list[Check], found: _GroundTruth, mutated: int
 ) -> list[str]:
-    """The tester's inputs, then inputs mutated from the examples (deterministic: same call id)."""
-    tester = state.get("inputs", [])
+    """The tester's inputs, then inputs mutated from the examples (`judged_inputs`)."""
     entry = state.get("entry_point") or found.get("entry_point", "")
-    room = min(mutated, MAX_INPUTS - len(tester))
-    extra = mutated_inputs(checks, entry, room) if entry and room > 0 else []
-    return [*tester, *(call for call in extra if call not in tester)]
+    return judged_inputs(state.get("inputs", []), checks, entry, mutated)
 
 
 def _run_request(

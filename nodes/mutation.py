@@ -15,9 +15,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator
 
+from nodes.candidates import MAX_INPUTS
 from tools.checks import Check, parse_quietly
 
-__all__ = ["mutated_inputs", "variants"]
+__all__ = ["judged_inputs", "mutated_inputs", "variants"]
 
 _MAX_REPR = 300
 
@@ -118,3 +119,16 @@ def mutated_inputs(checks: Iterable[Check], entry_point: str, limit: int = 12) -
                 found.append(call)
         depth += 1
     return found
+
+
+def judged_inputs(
+    tester: list[str], checks: Iterable[Check], entry_point: str, mutated: int
+) -> list[str]:
+    """What candidates are compared on: the tester's inputs, then up to `mutated` new ones.
+
+    Deterministic, so the judge's ledgered call id stays the same on a resumed task; the
+    benchmark's replay calls it too, so it measures exactly what the judge runs.
+    """
+    room = min(mutated, MAX_INPUTS - len(tester))
+    extra = mutated_inputs(checks, entry_point, room) if entry_point and room > 0 else []
+    return [*tester, *(call for call in extra if call not in tester)]

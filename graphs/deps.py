@@ -41,10 +41,12 @@ class Sampling:
     samples: int = 4
     """Candidates per round besides the greedy one."""
     temperature: float = 0.8
-    inputs: int = 8
-    """Inputs the tester proposes (at most)."""
+    inputs: int = 0
+    """Inputs the tester proposes (at most; 0: no tester call — mutated inputs tell as much)."""
     mutated: int = 12
     """Inputs mutated from the goal's examples (at most; no model call)."""
+    widen: int = 1
+    """Extra sampling calls into the same batch when the examples leave no clear winner."""
     repair_rounds: int = 2
     """Repair rounds before a fresh sampling round."""
     repair_targets: int = 2

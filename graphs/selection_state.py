@@ -66,8 +66,8 @@ def newest(left: int | None, right: int | None) -> int:
     return max(left or 0, right or 0)
 
 
-def append_batches(left: list[str] | None, right: list[str] | None) -> list[str]:
-    """The kinds of the batches judged so far, newest last, bounded."""
+def append_batches[T](left: list[T] | None, right: list[T] | None) -> list[T]:
+    """Items about batches (their kinds, which were widened), newest last, bounded."""
     return [*(left or []), *(right or [])][-MAX_BATCHES_KEPT:]
 
 
@@ -84,6 +84,8 @@ class SelectionState(TeamState):
     """The batch being drawn or judged: 1 for the first sampling round."""
     batches: Annotated[list[str], append_batches]
     """Kinds of the batches judged so far ("sample", "repair"), newest last."""
+    widened: Annotated[list[int], append_batches]
+    """Batches that drew extra samples because the examples left no clear winner."""
     inputs: NotRequired[list[str]]
     """Inputs the tester proposed; outputs on them are compared, never checked."""
     verdict: NotRequired[Verdict]

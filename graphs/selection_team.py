@@ -4,13 +4,15 @@
 START → prepare ─Send×2─────► sample ─┐
                  └─Send─────► probe ──┴─► judge ─decide─► referee ─decide─► …
                                            │  ├─Send×k─► repair ─► judge
+                                           │  ├─Send───► sample (widen: same batch) ─► judge
                                            │  └─Send×2─────► sample (a fresh round)
                                            └─► conclude ─► approval ─► deliver → END
                                                       └──────────────► deliver
 ```
 
 One greedy answer and N sampled ones (one request with N choices) are decoded together on the
-model server's parallel slots; the tester proposes inputs once. `judge` runs every candidate
+model server's parallel slots; when no cluster stands out, N more are drawn into the same batch
+(widen), and the tester proposes inputs once if it is switched on. `judge` runs every candidate
 on the goal's examples and those inputs in one sandboxed run and picks the largest agreeing
 cluster; `decide` (pure, `nodes/route.py`) routes from its verdict. Approval and delivery are
 the pipeline team's own steps (`nodes/approval.py`, `nodes/deliver.py`). Nodes get their
@@ -44,6 +46,7 @@ from nodes.route import (
     decide,
     repair_sends,
     sample_sends,
+    widen_sends,
 )
 from nodes.sample import make_repair, make_sample
 
@@ -67,6 +70,8 @@ def _routes(deps: TeamDeps) -> dict[str, Callable[..., Any]]:
             return repair_sends(state, deps.sampling) or sample_sends(state, deps.sampling)
         if route == "sample":
             return sample_sends(state, deps.sampling)
+        if route == "widen":
+            return widen_sends(state, deps.sampling)
         return route
 
     async def to_human_or_delivery(state: SelectionState, runtime: Runtime[TeamContext]) -> str:

@@ -6,6 +6,7 @@ After each judged batch `decide` says what comes next, from the judge's verdict 
 |---|---|---|
 | a guard tripped (steps, tokens) | | conclude |
 | passes the goal's examples | two or more distinct survivors, no inputs yet (inputs on) | probe |
+| passes the goal's examples | no clear winner (largest cluster alone or tied), once | widen |
 | passes the goal's examples | two close clusters disagree, not yet asked (referee on) | referee |
 | passes the goal's examples | otherwise | conclude |
 | no candidate passes (or none was valid) | attempts used up | conclude |
@@ -14,7 +15,10 @@ After each judged batch `decide` says what comes next, from the judge's verdict 
 
 `conclude` settles the stop reason and the approval policy; then `after_conclude` goes to the
 human (`ask`) or straight to delivery, and `after_approval` back to sampling on a rejection.
-The fan-outs (`sample_sends`, `repair_sends`) turn a decision into parallel `Send`s.
+The fan-outs (`sample_sends`, `widen_sends`, `repair_sends`) turn a decision into parallel
+`Send`s. Widening draws more samples into the same batch, so the judge clusters them with the
+first ones: where five candidates all behave differently, nine give agreement a chance, and
+where they agree at once (most tasks) nothing more is spent.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from typing_extensions import TypedDict
 
 from graphs.context import TeamContext
 from graphs.deps import Limits, Sampling
-from graphs.selection_state import SelectionState
+from graphs.selection_state import SelectionState, Verdict
 
-Route = Literal["probe", "referee", "repair", "sample", "conclude"]
+Route = Literal["probe", "widen", "referee", "repair", "sample", "conclude"]
 STEPS_PER_ROUND_RESERVE = 3
 """Steps a last round still needs after its samples (judge, conclude, deliver)."""
 
@@ -45,6 +49,8 @@ class SampleTask(TypedDict):
     batch: int
     count: int
     """Candidates this call draws: 1 for the greedy answer, the round's samples in one call."""
+    widen: bool
+    """Extra samples for a batch already judged (`widen_sends`)."""
 
 
 class RepairTask(TypedDict):
@@ -85,6 +91,23 @@ def trailing_repairs(batches: list[str]) -> int:
     return count
 
 
+def unsettled(verdict: Verdict) -> bool:
+    """No clear winner: two or more survivors, and the largest cluster alone or tied."""
+    sizes = verdict["cluster_sizes"]
+    if verdict["survivors"] < 2 or not sizes:
+        return False
+    return sizes[0] < 2 or (len(sizes) >= 2 and sizes[0] == sizes[1])
+
+
+def _may_widen(state: SelectionState, limits: Limits, sampling: Sampling) -> bool:
+    verdict = state.get("verdict")
+    if verdict is None or sampling.samples == 0 or not unsettled(verdict):
+        return False
+    widened = state.get("widened", []).count(verdict["batch"])
+    room = limits.max_steps - state.get("steps", 0)
+    return widened < sampling.widen and room >= 1 + STEPS_PER_ROUND_RESERVE
+
+
 def decide(state: SelectionState, limits: Limits, sampling: Sampling) -> Route:
     """The next step after a judged batch or the reviewer's answer (see the module table)."""
     verdict = state.get("verdict")
@@ -93,6 +116,8 @@ def decide(state: SelectionState, limits: Limits, sampling: Sampling) -> Route:
     if verdict is not None and verdict["passes_spec"]:
         if "inputs" not in state and verdict["survivors"] >= 2 and sampling.inputs > 0:
             return "probe"
+        if _may_widen(state, limits, sampling):
+            return "widen"
         question = verdict.get("question")
         asked = question is not None and question_key(question) in state.get("asked", [])
         if question is not None and not verdict["agree"] and not asked and sampling.referee:
@@ -144,22 +169,37 @@ def _feedback(state: SelectionState) -> str:
     return state.get("feedback", "")
 
 
-def sample_sends(state: SelectionState, sampling: Sampling) -> list[Send]:
-    """A fresh batch: one greedy answer, and `samples` sampled ones drawn by one call."""
-    batch = state.get("batch", 0) + 1
-    base: dict[str, Any] = {
+def _task(state: SelectionState, batch: int) -> dict[str, Any]:
+    """What every coder call of `batch` is told: the goal, lessons and a human's comment."""
+    return {
         "goal": state["goal"],
         "entry_point": state.get("entry_point", ""),
         "lessons": state.get("lessons", []),
         "feedback": _feedback(state),
         "batch": batch,
+        "widen": False,
     }
+
+
+def sample_sends(state: SelectionState, sampling: Sampling) -> list[Send]:
+    """A fresh batch: one greedy answer, and `samples` sampled ones drawn by one call."""
+    batch = state.get("batch", 0) + 1
+    base = _task(state, batch)
     sends = [Send("sample", {**base, "origin": "greedy", "seed": 0, "count": 1})]
     if sampling.samples > 0:
         # One call for all samples: the server reads the prompt once for all of them.
         samples = {**base, "origin": "sample", "seed": batch * 100 + 1, "count": sampling.samples}
         sends.append(Send("sample", samples))
     return sends
+
+
+def widen_sends(state: SelectionState, sampling: Sampling) -> list[Send]:
+    """More samples for the batch just judged (one call, seeds the batch has not used)."""
+    batch = state.get("batch", 0)
+    done = state.get("widened", []).count(batch)
+    seed = batch * 100 + 51 + done
+    task = {**_task(state, batch), "origin": "sample", "seed": seed, "count": sampling.samples}
+    return [Send("sample", {**task, "widen": True})]
 
 
 def repair_sends(state: SelectionState, sampling: Sampling) -> list[Send]:

@@ -87,7 +87,7 @@ def make_sample(deps: TeamDeps) -> Node[SampleTask]:
     async def sample(state: SampleTask, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
         """Write one whole solution (greedy or sampled) for the goal."""
         prompt = messages("coder", state["goal"], _sections(state), None, 2)
-        return await _candidates(
+        update = await _candidates(
             deps,
             runtime,
             prompt,
@@ -97,6 +97,9 @@ def make_sample(deps: TeamDeps) -> Node[SampleTask]:
             entry_point=state["entry_point"],
             count=state.get("count", 1),
         )
+        if state.get("widen", False):
+            update["widened"] = [state["batch"]]
+        return update
 
     return sample
 

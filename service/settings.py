@@ -95,10 +95,11 @@ class Settings(BaseSettings):
     )
     sample_temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     sample_inputs: int = Field(
-        default=8,
+        default=0,
         ge=0,
         le=20,
-        description="Inputs the tester proposes to compare candidates on (0: no tester call).",
+        description="Inputs the tester proposes to compare candidates on (0: no tester call; "
+        "measured, they tell candidates apart no better than the mutated inputs).",
     )
     mutated_inputs: int = Field(
         default=12,
@@ -106,6 +107,13 @@ class Settings(BaseSettings):
         le=20,
         description="Inputs made by mutating the goal's examples (same types, no model call) "
         "to compare candidates on.",
+    )
+    widen_rounds: int = Field(
+        default=1,
+        ge=0,
+        le=3,
+        description="Extra sampling calls into a judged batch when no cluster of candidates "
+        "stands out (the largest is alone or tied).",
     )
     repair_rounds: int = Field(
         default=2, ge=0, le=4, description="Repair rounds before a fresh sampling round."

@@ -57,6 +57,7 @@ class ServiceDeps:
             temperature=settings.sample_temperature,
             inputs=settings.sample_inputs,
             mutated=settings.mutated_inputs,
+            widen=settings.widen_rounds,
             repair_rounds=settings.repair_rounds,
             referee=settings.referee,
         )

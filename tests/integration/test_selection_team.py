@@ -75,7 +75,7 @@ async def test_disagreeing_survivors_are_told_apart_by_the_testers_inputs(tmp_pa
         coder(RIGHT),
         {"role": "tester", "reply": {"calls": ["add(-1, -2)", "add(0, 0)"]}},
     ]
-    state, _ = await run(tmp_path, rules)
+    state, _ = await run(tmp_path, rules, settings=Settings(sample_inputs=8))
     assert state["inputs"] == ["add(-1, -2)", "add(0, 0)"]
     assert state["verdict"]["cluster_sizes"] == [4, 1]
     assert (tmp_path / "out" / "solution.py").read_text().strip() == RIGHT.strip()
@@ -109,11 +109,27 @@ async def test_a_close_call_is_settled_by_one_question_to_the_reviewer(tmp_path:
         {"role": "tester", "reply": {"calls": ["add(-1, -2)"]}},
         {"role": "reviewer", "when": ["Output A: -3"], "reply": {"answer": "A"}},
     ]
-    state, _ = await run(tmp_path, rules)
+    state, _ = await run(tmp_path, rules, settings=Settings(sample_inputs=8, widen_rounds=0))
     assert state["verdict"]["cluster_sizes"] == [2, 2]
     assert len(state["asked"]) == 1
     assert (tmp_path / "out" / "solution.py").read_text().strip() == RIGHT.strip()
     assert state["usage"]["model_calls"] == 7  # 5 candidates, the inputs, one question
+
+
+async def test_a_tie_draws_more_samples_into_the_batch_instead_of_asking(tmp_path: Path) -> None:
+    rules = [
+        coder(ODD, seed=102),
+        coder(ODD, seed=103),
+        coder("no code at all", seed=104),
+        coder(RIGHT),
+    ]
+    state, _ = await run(tmp_path, rules)  # the defaults: no tester call, one widening
+    assert state["widened"] == [1]
+    assert state["batches"] == ["sample"]  # the same attempt, judged twice
+    assert state["verdict"]["cluster_sizes"] == [6, 2]  # 2 + 4 new votes against 2
+    assert state["asked"] == []
+    assert (tmp_path / "out" / "solution.py").read_text().strip() == RIGHT.strip()
+    assert state["usage"]["model_calls"] == 9  # 5 candidates, 4 more, no question
 
 
 async def test_a_failing_batch_is_repaired_from_its_failure_verbatim(tmp_path: Path) -> None:

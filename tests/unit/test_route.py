@@ -17,10 +17,12 @@ from nodes.route import (
     sample_sends,
     stop_reason,
     trailing_repairs,
+    unsettled,
+    widen_sends,
 )
 
 LIMITS = Limits(max_steps=40, max_iterations=4, token_budget=10_000)
-SAMPLING = Sampling(samples=4, repair_rounds=2)
+SAMPLING = Sampling(samples=4, inputs=8, widen=1, repair_rounds=2)
 QUESTION = {"call": "f(1)", "output_a": "1", "output_b": "2", "a": "x", "b": "y"}
 
 
@@ -71,6 +73,36 @@ TABLE = [
         state(verdict=verdict(question=QUESTION), asked=[question_key(QUESTION)]),
         "conclude",
     ),
+    (
+        "passing, every survivor alone",
+        state(verdict=verdict(survivors=5, cluster_sizes=[1, 1, 1, 1, 1])),
+        "widen",
+    ),
+    (
+        "passing, two clusters tied",
+        state(verdict=verdict(survivors=3, cluster_sizes=[2, 2, 1])),
+        "widen",
+    ),
+    (
+        "passing, widened already, close clusters",
+        state(verdict=verdict(survivors=5, cluster_sizes=[3, 3], question=QUESTION), widened=[1]),
+        "referee",
+    ),
+    (
+        "passing, widened already, nothing to ask",
+        state(verdict=verdict(survivors=5, cluster_sizes=[1, 1, 1]), widened=[1]),
+        "conclude",
+    ),
+    (
+        "passing, a clear winner",
+        state(verdict=verdict(survivors=3, cluster_sizes=[3, 1, 1])),
+        "conclude",
+    ),
+    (
+        "passing, no room to widen",
+        state(verdict=verdict(survivors=5, cluster_sizes=[1, 1, 1, 1, 1]), steps=37),
+        "conclude",
+    ),
     ("failing, repairs left", state(verdict=FAILING), "repair"),
     (
         "failing, two repairs in a row",
@@ -111,8 +143,18 @@ ABLATIONS = [
     ("no tester inputs", Sampling(inputs=0), state(verdict=verdict(survivors=2), inputs=None)),
     ("no referee", Sampling(referee=False), state(verdict=verdict(question=QUESTION))),
     ("no repairs", Sampling(repair_rounds=0), state(verdict=FAILING)),
+    (
+        "no widening",
+        Sampling(widen=0),
+        state(verdict=verdict(survivors=5, cluster_sizes=[1, 1, 1, 1, 1])),
+    ),
 ]
-ABLATED = {"no tester inputs": "conclude", "no referee": "conclude", "no repairs": "sample"}
+ABLATED = {
+    "no tester inputs": "conclude",
+    "no referee": "conclude",
+    "no repairs": "sample",
+    "no widening": "conclude",
+}
 
 
 @pytest.mark.parametrize(("name", "sampling", "given"), ABLATIONS, ids=[a[0] for a in ABLATIONS])
@@ -179,3 +221,23 @@ def test_repairs_go_to_the_named_failing_candidates_only() -> None:
         )
         == []
     )
+
+
+def test_unsettled_means_no_cluster_stands_out() -> None:
+    assert unsettled(verdict(survivors=4, cluster_sizes=[1, 1, 1, 1]))
+    assert unsettled(verdict(survivors=4, cluster_sizes=[2, 2]))
+    assert not unsettled(verdict(survivors=4, cluster_sizes=[3, 2]))
+    assert not unsettled(verdict(survivors=1, cluster_sizes=[1]))  # the examples chose
+
+
+def test_widening_draws_more_samples_into_the_judged_batch() -> None:
+    first = widen_sends(state(batch=1), SAMPLING)
+    assert len(first) == 1
+    task = first[0].arg
+    assert (task["batch"], task["count"], task["widen"], task["origin"]) == (1, 4, True, "sample")
+    again = widen_sends(state(batch=1, widened=[1]), SAMPLING)[0].arg
+    assert again["seed"] != task["seed"]  # new seeds, new candidates
+    fresh = {s.arg["seed"] for s in sample_sends(state(batch=0), SAMPLING)}
+    assert task["seed"] not in fresh | {
+        s.arg["seed"] for s in sample_sends(state(batch=1), SAMPLING)
+    }

@@ -132,9 +132,10 @@ async def _single_shot(task: CodingTask, ctx: TeamContext, retries: int) -> _Out
 
 
 PLAIN_SYSTEM = "You are an expert Python programmer."
-MODES = ("team", "selection", "plain", "single-shot")
-"""`team`: the pipeline team; `selection`: the execution-first team; `plain`: one request for
-the code in a fenced block (the strongest plain baseline); `single-shot`: the coder's JSON
+MODES = ("team", "selection", "cascade", "plain", "single-shot")
+"""`team`: the pipeline team; `selection`: the execution-first team; `cascade`: the same team
+sampling only when its greedy answer is unsure (`sample_when="unsure"`); `plain`: one request
+for the code in a fenced block (the strongest plain baseline); `single-shot`: the coder's JSON
 prompt once."""
 
 
@@ -154,8 +155,10 @@ async def _outcome(
 ) -> _Outcome:
     if mode == "team":
         return await _run_team(compile_pipeline(InMemorySaver(), settings), task, ctx, trace)
-    if mode == "selection":
-        return await _run_team(compile_selection(InMemorySaver(), settings), task, ctx, trace)
+    if mode in ("selection", "cascade"):
+        when = "unsure" if mode == "cascade" else settings.sample_when
+        chosen = settings.model_copy(update={"sample_when": when})
+        return await _run_team(compile_selection(InMemorySaver(), chosen), task, ctx, trace)
     if mode == "plain":
         return await _plain(task, ctx)
     return await _single_shot(task, ctx, settings.structured_retries)
@@ -213,6 +216,26 @@ async def run_task(
     }
 
 
+SAMPLING_SETTINGS = frozenset(
+    {
+        "samples",
+        "sample_temperature",
+        "sample_inputs",
+        "mutated_inputs",
+        "widen_rounds",
+        "sample_when",
+        "repair_rounds",
+        "referee",
+        "llama_parallel",
+    }
+)
+
+
+def sampling_of(settings: Settings) -> dict[str, object]:
+    """The execution-first team's settings, kept in a results file: N, inputs, widening."""
+    return settings.model_dump(include=set(SAMPLING_SETTINGS))
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What one benchmark run covers, and so what its results file says it covered."""
@@ -233,6 +256,7 @@ class _Plan:
             "offset": self.offset,
             "limit": self.limit,
             "model": self.settings.model,
+            "sampling": sampling_of(self.settings),
             "prompts": {
                 name: load_prompt(name, PIPELINE_PROMPTS[name]).id
                 for name in ("coder", "tester", "reviewer")
@@ -311,7 +335,8 @@ async def _run_rows(
                 progress.advance(bar)
                 continue
             progress.update(bar, description=f"{task.task_id} ({mode})")
-            pools = pools_path(out) if out is not None else None
+            # One pools file per results file: the selection mode's candidates.
+            pools = pools_path(out) if out is not None and mode == "selection" else None
             row = await run_task(task, mode, plan.settings, model, sandbox, gateway, pools)
             rows.append(row)
             if out is not None:

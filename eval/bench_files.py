@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TypedDict, cast
+from typing import NotRequired, TypedDict, cast
 
 from rich.table import Table
 
@@ -49,6 +49,8 @@ class BenchResults(TypedDict):
     offset: int
     limit: int | None
     model: str
+    sampling: NotRequired[dict[str, object]]
+    """The execution-first team's settings the run used (older files lack it)."""
     prompts: dict[str, str]
     totals: list[ModeTotals]
     tasks: list[BenchRow]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -47,6 +47,9 @@ class Sampling:
     """Inputs mutated from the goal's examples (at most; no model call)."""
     widen: int = 1
     """Extra sampling calls into the same batch when the examples leave no clear winner."""
+    when: Literal["always", "unsure"] = "always"
+    """When the first round samples: always, or only when the greedy answer alone is unsure
+    (it fails an example, or the goal states none) — a cascade."""
     repair_rounds: int = 2
     """Repair rounds before a fresh sampling round."""
     repair_targets: int = 2

@@ -7,6 +7,7 @@ After each judged batch `decide` says what comes next, from the judge's verdict 
 | a guard tripped (steps, tokens) | | conclude |
 | passes the goal's examples | two or more distinct survivors, no inputs yet (inputs on) | probe |
 | passes the goal's examples | no clear winner (largest cluster alone or tied), once | widen |
+| greedy answer alone (cascade) | it fails an example, or the goal states none | widen |
 | passes the goal's examples | two close clusters disagree, not yet asked (referee on) | referee |
 | passes the goal's examples | otherwise | conclude |
 | no candidate passes (or none was valid) | attempts used up | conclude |
@@ -18,7 +19,9 @@ human (`ask`) or straight to delivery, and `after_approval` back to sampling on 
 The fan-outs (`sample_sends`, `widen_sends`, `repair_sends`) turn a decision into parallel
 `Send`s. Widening draws more samples into the same batch, so the judge clusters them with the
 first ones: where five candidates all behave differently, nine give agreement a chance, and
-where they agree at once (most tasks) nothing more is spent.
+where they agree at once (most tasks) nothing more is spent. With `Sampling.when == "unsure"`
+(a cascade) the first round is the greedy answer alone, and its samples are a widening drawn
+only when the greedy answer fails an example or the goal states none to check it on.
 """
 
 from __future__ import annotations
@@ -99,13 +102,36 @@ def unsettled(verdict: Verdict) -> bool:
     return sizes[0] < 2 or (len(sizes) >= 2 and sizes[0] == sizes[1])
 
 
-def _may_widen(state: SelectionState, limits: Limits, sampling: Sampling) -> bool:
+def greedy_first(state: SelectionState, sampling: Sampling) -> bool:
+    """Whether the batch began with the greedy answer alone (the cascade's first round)."""
+    return sampling.when == "unsure" and state.get("batch", 0) <= 1
+
+
+def samples_drawn(state: SelectionState, sampling: Sampling) -> bool:
+    """Whether the batch being judged holds sampled candidates, not only the greedy answer."""
+    batch = state.get("batch", 0)
+    return not greedy_first(state, sampling) or batch in state.get("widened", [])
+
+
+def _wants_more(state: SelectionState, sampling: Sampling) -> bool:
+    """Whether more samples would help.
+
+    A lone greedy answer that fails an example or has none to pass is unsure; among samples,
+    no cluster standing out is.
+    """
     verdict = state.get("verdict")
-    if verdict is None or sampling.samples == 0 or not unsettled(verdict):
+    if not samples_drawn(state, sampling):
+        return verdict is None or not verdict["passes_spec"] or verdict["spec_total"] == 0
+    return verdict is not None and verdict["passes_spec"] and unsettled(verdict)
+
+
+def _may_widen(state: SelectionState, limits: Limits, sampling: Sampling) -> bool:
+    if sampling.samples == 0 or not _wants_more(state, sampling):
         return False
-    widened = state.get("widened", []).count(verdict["batch"])
+    widened = state.get("widened", []).count(state.get("batch", 0))
+    allowed = sampling.widen + greedy_first(state, sampling)
     room = limits.max_steps - state.get("steps", 0)
-    return widened < sampling.widen and room >= 1 + STEPS_PER_ROUND_RESERVE
+    return widened < allowed and room >= 1 + STEPS_PER_ROUND_RESERVE
 
 
 def decide(state: SelectionState, limits: Limits, sampling: Sampling) -> Route:
@@ -125,6 +151,8 @@ def decide(state: SelectionState, limits: Limits, sampling: Sampling) -> Route:
         return "conclude"
     if state.get("iteration", 0) >= limits.max_iterations:
         return "conclude"
+    if _may_widen(state, limits, sampling):
+        return "widen"  # the greedy answer alone failed: sample before repairing it
     repairs = verdict["repairs"] if verdict is not None else []
     if repairs and trailing_repairs(state.get("batches", [])) < sampling.repair_rounds:
         return "repair"
@@ -186,7 +214,7 @@ def sample_sends(state: SelectionState, sampling: Sampling) -> list[Send]:
     batch = state.get("batch", 0) + 1
     base = _task(state, batch)
     sends = [Send("sample", {**base, "origin": "greedy", "seed": 0, "count": 1})]
-    if sampling.samples > 0:
+    if sampling.samples > 0 and not (sampling.when == "unsure" and batch == 1):
         # One call for all samples: the server reads the prompt once for all of them.
         samples = {**base, "origin": "sample", "seed": batch * 100 + 1, "count": sampling.samples}
         sends.append(Send("sample", samples))

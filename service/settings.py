@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         description="Extra sampling calls into a judged batch when no cluster of candidates "
         "stands out (the largest is alone or tied).",
     )
+    sample_when: Literal["always", "unsure"] = Field(
+        default="always",
+        description="When the first round samples: always, or only when the greedy answer "
+        "alone fails an example or the goal states none (a cascade: cheaper, see "
+        "docs/benchmarks.md).",
+    )
     repair_rounds: int = Field(
         default=2, ge=0, le=4, description="Repair rounds before a fresh sampling round."
     )

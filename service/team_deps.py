@@ -58,6 +58,7 @@ class ServiceDeps:
             inputs=settings.sample_inputs,
             mutated=settings.mutated_inputs,
             widen=settings.widen_rounds,
+            when=settings.sample_when,
             repair_rounds=settings.repair_rounds,
             referee=settings.referee,
         )

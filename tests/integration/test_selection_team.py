@@ -132,6 +132,24 @@ async def test_a_tie_draws_more_samples_into_the_batch_instead_of_asking(tmp_pat
     assert state["usage"]["model_calls"] == 9  # 5 candidates, 4 more, no question
 
 
+async def test_the_cascade_delivers_a_greedy_answer_that_passes_with_one_call(
+    tmp_path: Path,
+) -> None:
+    state, _ = await run(tmp_path, [coder(RIGHT)], settings=Settings(sample_when="unsure"))
+    assert state["report"]["status"] == "delivered"
+    assert state["usage"]["model_calls"] == 1
+    assert state.get("widened", []) == []
+
+
+async def test_the_cascade_samples_when_the_greedy_answer_fails_an_example(tmp_path: Path) -> None:
+    rules = [coder(WRONG, seed=0), coder(RIGHT)]
+    state, _ = await run(tmp_path, rules, settings=Settings(sample_when="unsure"))
+    assert (tmp_path / "out" / "solution.py").read_text().strip() == RIGHT.strip()
+    assert state["widened"] == [1]
+    assert state["batches"] == ["sample"]  # one attempt: the samples joined the greedy answer
+    assert state["usage"]["model_calls"] == 5  # the greedy answer, then 4 samples
+
+
 async def test_a_failing_batch_is_repaired_from_its_failure_verbatim(tmp_path: Path) -> None:
     rules = [
         {

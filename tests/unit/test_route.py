@@ -241,3 +241,42 @@ def test_widening_draws_more_samples_into_the_judged_batch() -> None:
     assert task["seed"] not in fresh | {
         s.arg["seed"] for s in sample_sends(state(batch=1), SAMPLING)
     }
+
+
+CASCADE = Sampling(samples=4, widen=1, when="unsure")
+GREEDY_ALONE = {"x": {"id": "x", "code": "def f(x): return x", "origin": "greedy", "batch": 1}}
+CASCADE_TABLE = [
+    ("the greedy answer passes the examples", state(verdict=verdict()), "conclude"),
+    ("the greedy answer fails an example", state(verdict=FAILING), "widen"),
+    ("the goal states no example", state(verdict=verdict(spec_passed=0, spec_total=0)), "widen"),
+    ("no valid greedy answer", state(verdict=None, pool={}), "widen"),
+    (
+        "samples drawn, no cluster stands out",
+        state(verdict=verdict(survivors=5, cluster_sizes=[1, 1, 1, 1, 1]), widened=[1]),
+        "widen",
+    ),
+    (
+        "samples drawn and widened once",
+        state(verdict=verdict(survivors=5, cluster_sizes=[1, 1, 1]), widened=[1, 1]),
+        "conclude",
+    ),
+    ("samples drawn, all fail", state(verdict=FAILING, widened=[1]), "repair"),
+    ("a fresh round samples as always", state(verdict=FAILING, batch=2), "repair"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "expected"), CASCADE_TABLE, ids=[row[0] for row in CASCADE_TABLE]
+)
+def test_the_cascade_samples_only_when_the_greedy_answer_is_unsure(
+    name: str, given: Any, expected: str
+) -> None:
+    cleaned = {k: v for k, v in given.items() if v is not None}
+    assert decide(cleaned, LIMITS, CASCADE) == expected
+
+
+def test_the_cascade_starts_with_the_greedy_answer_alone_and_samples_fresh_rounds() -> None:
+    first = sample_sends(state(batch=0, pool=GREEDY_ALONE), CASCADE)
+    assert [s.arg["origin"] for s in first] == ["greedy"]
+    later = sample_sends(state(batch=1), CASCADE)
+    assert [s.arg["origin"] for s in later] == ["greedy", "sample"]

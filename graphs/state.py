@@ -107,6 +107,14 @@ class DeliveryApprovalRequest(BaseModel):
     files: list[str]
     destination: str
     tests: str
+    contents: dict[str, str] = Field(
+        default_factory=dict,
+        description="What would be delivered: each file's text (long files cut, with a note).",
+    )
+    failing: list[str] = Field(
+        default_factory=list,
+        description="The checks the code fails, each with its call, expected value and error.",
+    )
 
 
 def run_score(run: TestRun) -> tuple[int, int]:

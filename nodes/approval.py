@@ -16,7 +16,7 @@ from langgraph.types import interrupt
 
 from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
-from graphs.state import DeliveryApprovalRequest, TeamState
+from graphs.state import DeliveryApprovalRequest, TeamState, TestRun
 from nodes.approvers import (
     answered_by,
     approval_key,
@@ -27,15 +27,49 @@ from nodes.approvers import (
 from tools.gateway import ApprovalDecision, ApprovalRequest, Approver, CallContext
 from tools.workspaces import MemoryWorkspace
 
+SHOWN_CHARS = 20_000
+"""A file's text the approval request carries at most (the rest is cut, with a note)."""
+SHOWN_FAILURES = 10
+
+
+def _shown(text: str) -> str:
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return text[:SHOWN_CHARS] + f"\n… ({len(text) - SHOWN_CHARS} more characters not shown)"
+
+
+def _run_of(state: TeamState) -> TestRun | None:
+    """The run of the code to be delivered: the best attempt's, else the latest."""
+    runs = state.get("test_runs", [])
+    best = state.get("best")
+    if best is not None:
+        for run in reversed(runs):
+            if run["iteration"] == best["iteration"]:
+                return run
+    return runs[-1] if runs else None
+
+
+def _failures(run: TestRun) -> list[str]:
+    failed = [c for c in run["checks"] if not c["passed"]]
+    lines = [f"{c['name']}: {c['error'] or 'failed'}"[:500] for c in failed[:SHOWN_FAILURES]]
+    if len(failed) > SHOWN_FAILURES:
+        lines.append(f"… and {len(failed) - SHOWN_FAILURES} more")
+    if run["error"] and not lines:
+        lines.append(run["error"][:500])
+    return lines
+
 
 def describe(state: TeamState, destination: str) -> DeliveryApprovalRequest:
-    """The typed payload a terminal or UI renders for the human."""
+    """The typed payload a terminal or UI renders for the human.
+
+    It carries what would be delivered, where, and the checks it fails: a person approves the
+    code itself, not a summary of it.
+    """
     best = state.get("best")
     files = best["files"] if best else state.get("files", {})
-    runs = state.get("test_runs", [])
+    run = _run_of(state)
     tests = "no tests ran"
-    if runs:
-        run = runs[-1]
+    if run is not None:
         tests = (
             f"goal examples {run['spec_passed']}/{run['spec_total']}, "
             f"team tests {run['model_passed']}/{run['model_total']}"
@@ -47,6 +81,8 @@ def describe(state: TeamState, destination: str) -> DeliveryApprovalRequest:
         files=sorted(files),
         destination=destination,
         tests=tests,
+        contents={path: _shown(files[path]) for path in sorted(files)},
+        failing=_failures(run) if run is not None else [],
     )
 
 

@@ -16,6 +16,7 @@ import typer
 from langgraph.types import StateSnapshot
 from pydantic import ValidationError
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -96,7 +97,13 @@ def show_request(request: Any) -> None:
         return
     console.print(f"action: {request.get('action')} → {request.get('destination')}")
     console.print(f"files: {', '.join(request.get('files', []))}")
+    for path, text in (request.get("contents") or {}).items():
+        console.rule(path, style="dim")
+        console.print(Syntax(str(text), "python" if path.endswith(".py") else "text"))
+    console.rule(style="dim")
     console.print(f"tests: {request.get('tests')}")
+    for failure in request.get("failing") or []:
+        console.print(Text.assemble(("  ✗ ", "red"), str(failure)))  # no markup from the code
     console.print(f"why now: {request.get('summary')}")
 
 

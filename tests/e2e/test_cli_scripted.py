@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -186,6 +187,9 @@ def test_on_a_terminal_the_user_rejects_then_approves_inline(tmp_path: Path) -> 
                     break
 
     wait_for("Approve this delivery?")
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert "return a + b" in shown, "the approver must see the code before answering"
+    assert "goal examples 1/1" in shown
     os.write(leader, b"n\r")
     wait_for("What should change?")
     os.write(leader, b"add a docstring\r")

@@ -96,3 +96,56 @@ def test_describe_without_runs_says_no_tests_ran() -> None:
     assert request.tests == "no tests ran"
     assert request.files == ["solution.py"]
     assert "reviewer approved" in request.summary
+
+
+def _run(iteration: int, checks: list[dict[str, Any]], error: str = "") -> dict[str, Any]:
+    passed = sum(1 for c in checks if c["passed"])
+    return {
+        "run_id": f"r{iteration}",
+        "iteration": iteration,
+        "code_hash": "h",
+        "spec_passed": passed,
+        "spec_total": len(checks),
+        "model_passed": 0,
+        "model_total": 0,
+        "checks": checks,
+        "error": error,
+    }
+
+
+def test_the_approver_sees_the_code_and_the_checks_it_fails() -> None:
+    failing = {"name": "f([1, 2]) == 3", "source": "spec", "passed": False, "error": "got 2"}
+    passing = {"name": "f([]) == 0", "source": "spec", "passed": True, "error": ""}
+    st: dict[str, Any] = {
+        "goal": "g",
+        "best": {"files": {"solution.py": "def f(x): ..."}, "iteration": 1, "score": (1, 0)},
+        # The latest run is of a worse attempt; the request shows the run of what is delivered.
+        "test_runs": [_run(1, [passing, failing]), _run(2, [], error="SyntaxError")],
+    }
+    request = describe(st, "/tmp/out")  # type: ignore[arg-type]
+    assert request.contents == {"solution.py": "def f(x): ..."}
+    assert request.failing == ["f([1, 2]) == 3: got 2"]
+    assert request.tests == "goal examples 1/2, team tests 0/0"
+    long = describe({"goal": "g", "files": {"big.py": "x" * 30_000}}, "/o")  # type: ignore[typeddict-item]
+    assert len(long.contents["big.py"]) < 20_100
+    assert long.contents["big.py"].endswith("(10000 more characters not shown)")
+
+
+def test_the_terminal_shows_the_code_and_each_failure_verbatim() -> None:
+    from service import cli_output
+
+    request = {
+        "kind": "approval_request",
+        "action": "deliver",
+        "destination": "/srv/out",
+        "files": ["solution.py"],
+        "contents": {"solution.py": "def f(x):\n    return [x]\n"},
+        "tests": "goal examples 0/1",
+        "failing": ["f([red]) == [1]: got [bold]"],
+        "summary": "iteration limit reached",
+    }
+    with cli_output.console.capture() as captured:
+        cli_output.show_request(request)
+    shown = captured.get()
+    assert "return [x]" in shown
+    assert "f([red]) == [1]: got [bold]" in shown  # printed as text, not read as markup

@@ -68,6 +68,7 @@ from service.api.admission import (
 from service.api.dependencies import SessionDep, rate_limit, server_url
 from service.api.dlq_routes import router as dlq_router
 from service.api.errors import ERRORS, ApiError, error_response, upstream_error
+from service.api.files_routes import router as files_router
 from service.api.outage import OUTAGE_TYPES, is_outage
 from service.api.outage import install as answer_outages_with_503
 from service.api.run_driver import exclusive, run_context, start_run
@@ -444,3 +445,4 @@ async def stream_task(
 
 
 app.include_router(dlq_router)
+app.include_router(files_router)

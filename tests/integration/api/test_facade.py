@@ -114,7 +114,11 @@ async def test_owner_rejects_then_approves_and_the_task_is_delivered(
     waiting = await wait_for_status(http, api_server, task_id, "alice", {"waiting_for_approval"})
     request = waiting["pending_approval"]
     assert request["kind"] == "approval_request" and request["files"] == ["solution.py"]
+    assert "def add" in request["contents"]["solution.py"]  # the approver sees the code
+    assert request["failing"] == []
     assert waiting["current_step"] == "approval"
+    early = (await http.get(f"/v1/tasks/{task_id}/files", headers=alice)).json()
+    assert early["delivered"] is False and early["files"] == []
     assert waiting["usage"]["model_calls"] >= 3
 
     # The listing shows it, for its tenant only.
@@ -149,6 +153,14 @@ async def test_owner_rejects_then_approves_and_the_task_is_delivered(
     assert done["pending_approval"] is None
     delivered = api_server.data_dir / "tasks" / task_id / "delivered" / "solution.py"
     assert delivered.read_text() == DOCUMENTED_ADD
+    # A client reads what was delivered through the API, not from the server's disk.
+    served = await http.get(f"/v1/tasks/{task_id}/files", headers=alice)
+    assert served.status_code == 200, served.text
+    body = served.json()
+    assert body["delivered"] is True
+    assert body["files"] == [{"path": "solution.py", "content": DOCUMENTED_ADD}]
+    other = await http.get(f"/v1/tasks/{task_id}/files", headers=api_server.headers("bob"))
+    assert other.status_code == 404, other.text  # another tenant's task does not exist for bob
 
     # The event log, paginated 3 at a time, is gap-free and tells the whole story.
     events = await all_events(http, api_server, task_id, "alice", limit=3)

@@ -57,6 +57,24 @@ def current_thread_id() -> str:
     return str(config.get("configurable", {}).get("thread_id", "local"))
 
 
+def current_caller() -> tuple[str, str]:
+    """(node, tenant) of the model call being made, for metrics; ("-", "-") outside a run."""
+    config = _run_config()
+    if config is None:
+        return "-", "-"
+    node = str((config.get("metadata") or {}).get("langgraph_node", "-"))
+    principal = principal_of(config)
+    if principal is not None:
+        return node, principal.tenant
+    from langgraph.runtime import get_runtime
+
+    try:
+        context = get_runtime().context
+    except RuntimeError:
+        context = None
+    return node, context_of(context).tenant
+
+
 def auto_approve_allowed(tenant: str, tool: str, settings: Settings) -> bool:
     """Whether the operator lets `tenant`'s calls of `tool` be approved without a human."""
     allowed = set(settings.auto_approve)

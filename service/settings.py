@@ -248,6 +248,12 @@ class Settings(BaseSettings):
         description="Renew all of an instance's run leases in one UPDATE per heartbeat instead "
         "of one per run (`service/serving/aegra_leases.py`).",
     )
+    metrics: bool = Field(
+        default=False,
+        description="Serve Prometheus metrics at /metrics on `strategos serve` (tasks, model "
+        "calls and tokens by node and tenant, gateway decisions, tool latency, lost leases). "
+        "Unauthenticated, as scrapers are: expose the port to the scraper only.",
+    )
     aegra_workers: int = Field(default=3, ge=0, description="Queue consumers per instance.")
     aegra_jobs_per_worker: int = Field(default=10, ge=1, description="Concurrent runs each.")
     aegra_drain_s: float = Field(

@@ -37,6 +37,7 @@ from service.llm.models import LOCAL_SERVER, StructuredOutputError, structured_c
 from service.llm.scripted import ScriptedChatModel
 from service.settings import Settings, get_settings
 from tools.gateway import SandboxLimits, ToolGateway
+from tools.telemetry import MODEL_CALLS, MODEL_TOKENS
 
 LESSONS_K = 3
 
@@ -126,7 +127,7 @@ class ServiceDeps:
         """One completion at `temperature` with `seed` (reproducible samples)."""
         bound = model.bind(temperature=temperature, seed=seed)
         reply = await bound.ainvoke([SystemMessage(system), HumanMessage(user)])
-        return text_of(reply), usage_of(reply)
+        return text_of(reply), counted(usage_of(reply))
 
     async def ask_texts(
         self,
@@ -164,7 +165,7 @@ class ServiceDeps:
         completion = sum([await asyncio.to_thread(counter.count, text) for text in texts])
         prompt = usage_of(choices[0])["prompt_tokens"] if choices else 0
         usage: Usage = {"model_calls": n, "prompt_tokens": prompt, "completion_tokens": completion}
-        return texts, usage
+        return texts, counted(usage)
 
     def _counter(self, local_url: str) -> TokenCounter:
         """The bundled server's tokenizer (an estimate if it stops answering), made once."""
@@ -186,11 +187,21 @@ class ServiceDeps:
         if retries is None:
             retries = self.settings.structured_retries
         try:
-            return await structured_call(
+            answer, usage = await structured_call(
                 model, system, user, schema, retries=retries, sample=sample
             )
         except StructuredOutputError as exc:
-            raise ModelOutputError(str(exc), exc.usage) from None
+            raise ModelOutputError(str(exc), counted(exc.usage)) from None
+        return answer, counted(usage)
+
+
+def counted(usage: Usage) -> Usage:
+    """`usage`, once added to the process's metrics under the calling node and tenant."""
+    node, tenant = deps.current_caller()
+    MODEL_CALLS.labels(node=node, tenant=tenant).inc(usage["model_calls"])
+    MODEL_TOKENS.labels(node=node, tenant=tenant, kind="prompt").inc(usage["prompt_tokens"])
+    MODEL_TOKENS.labels(node=node, tenant=tenant, kind="completion").inc(usage["completion_tokens"])
+    return usage
 
 
 def compile_pipeline(

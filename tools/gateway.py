@@ -51,6 +51,7 @@ from tools.ledger import Ledger, idempotency_key
 from tools.policy import Policy
 from tools.registry import AnyToolSpec, MemorySearch, SideEffect, ToolContext, ToolRegistry
 from tools.sandbox.base import Sandbox, SandboxLimits
+from tools.telemetry import GATEWAY_DECISIONS, TOOL_SECONDS, decision_of
 from tools.tool_call import (
     ApprovalDecision,
     ApprovalRequest,
@@ -123,6 +124,13 @@ class ToolGateway:
         `raw_args` is what the model sent: a dict, or a JSON string of one.
         """
         started = time.monotonic()
+        observation = await self._call(tool_name, raw_args, call_ctx, started)
+        _count(observation, time.monotonic() - started)
+        return observation
+
+    async def _call(
+        self, tool_name: str, raw_args: object, call_ctx: CallContext, started: float
+    ) -> ToolObservation:
         if tool_name not in self.registry:
             return self._unknown(tool_name, call_ctx)
         spec = self.registry.get(tool_name)
@@ -325,3 +333,12 @@ def _rejected(call: PreparedCall, answer: ApprovalDecision) -> ToolObservation:
         f"A human rejected this {call.spec.name} call{comment}. Do not repeat it "
         "unchanged; take the comment into account or choose another approach.",
     )
+
+
+def _count(observation: ToolObservation, seconds: float) -> None:
+    """The call's outcome and wall time in the process's metrics (`tools.telemetry`)."""
+    code = observation.error.code if observation.error else None
+    tool = "unknown" if code == "unknown_tool" else observation.tool  # a model's name: unbounded
+    decision = decision_of(observation.ok, observation.replayed, observation.simulated, code)
+    GATEWAY_DECISIONS.labels(tool=tool, decision=decision).inc()
+    TOOL_SECONDS.labels(tool=tool).observe(seconds)

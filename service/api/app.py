@@ -106,6 +106,7 @@ from service.dlq import close_dlq_stores
 from service.rate_limits import close_limit_stores, get_limit_store, limits_for
 from service.settings import get_settings
 from tools.ledger import open_ledger
+from tools.telemetry import TASKS
 
 DEPTH_HEADER = "X-Strategos-Depth"
 WS_AUTH_TIMEOUT_S = 10.0
@@ -280,6 +281,7 @@ async def create_task(
         await start_run(
             sess, task_id, input={"goal": body.goal}, context=run_context(options, tenant)
         )
+    TASKS.labels(event="created").inc()
     return await _view(sess, await sess.thread(task_id))
 
 

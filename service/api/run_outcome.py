@@ -38,6 +38,7 @@ from service.api.session import Session
 from service.api.task_state import pending_interrupts, state_values
 from service.dlq import get_dlq_store
 from service.sqlstore import LockBusy
+from tools.telemetry import TASKS
 
 __all__ = ["Outcome", "Unreachable", "conclude", "final_outcome", "reconcile", "retrying"]
 
@@ -145,6 +146,14 @@ async def final_outcome(
     return outcome_of(run, state, reason)
 
 
+OUTCOME_EVENTS = {
+    "WorkflowCompleted": "completed",
+    "WorkflowFailed": "failed",
+    "WorkflowPaused": "waiting_for_approval",
+}
+"""The task metric's name for each outcome event the façade logs once per run."""
+
+
 async def _record(
     sess: Session, task_id: str, run_id: str, outcome: Outcome, input: dict[str, Any] | None
 ) -> bool:
@@ -166,6 +175,7 @@ async def _record(
             return False
         kind, data = outcome.event(run_id)
         await ledger.append_event(task_id, kind, data, key=key)
+    TASKS.labels(event=OUTCOME_EVENTS.get(kind, kind)).inc()
     return True
 
 

@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
+from tools.telemetry import LEASES_LOST
+
 log = logging.getLogger(__name__)
 
 CHUNK = 500
@@ -118,6 +120,7 @@ class LeaseBatcher:
     def _lose(self, key: RunKey, held: _Held) -> None:
         run_id, worker = key
         log.warning("lease of run %s lost by %s: cancelling it there", run_id, worker)
+        LEASES_LOST.inc()
         if held.job_task is not None and not held.job_task.done():
             self._executor._lease_loss_cancellations.add(run_id)
             held.job_task.cancel()

@@ -152,6 +152,8 @@ def aegra_env(
             # `service.api.run_guard` (a command's update/goto, an agent key's answer, host paths
             # in the context). Off: those routes answer 503; clients use the runs API.
             "FF_V2_EVENT_STREAMING": "false",
+            # Aegra's /metrics serves the default registry, where `tools.telemetry` counts.
+            "ENABLE_PROMETHEUS_METRICS": "true" if settings.metrics else "false",
             "PYTHONUNBUFFERED": "1",
         }
     )

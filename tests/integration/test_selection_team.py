@@ -208,3 +208,15 @@ async def test_a_human_rejection_starts_a_fresh_round_with_the_comment(tmp_path:
     kinds = [e.kind for e in events]
     assert kinds.count("ApprovalRequested") == 2 and kinds.count("ApprovalRejected") == 1
     assert kinds.count("ApprovalGiven") == 1
+
+
+async def test_model_calls_are_counted_by_node_and_tenant_for_prometheus(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    def calls(node: str) -> float:
+        labels = {"node": node, "tenant": "acme"}
+        return REGISTRY.get_sample_value("strategos_model_calls_total", labels) or 0.0
+
+    before = calls("sample")
+    await run(tmp_path, [coder(RIGHT)], tenant="acme")
+    assert calls("sample") - before == 5  # the greedy answer and 4 sampled choices

@@ -88,6 +88,7 @@ def _limits_env(script: Path, prefix: str, redis_url: str = REDIS_URL) -> dict[s
         "STRATEGOS_BACKPRESSURE_MAX_QUEUE": "50",
         "STRATEGOS_MEMORY_ENABLED": "false",
         "STRATEGOS_MEMORY_GRAPH_ENABLED": "false",
+        "STRATEGOS_METRICS": "true",
         # The operator's policy: alice's tasks may deliver without a human (`approve: auto`);
         # everyone else's wait for one.
         "STRATEGOS_AUTO_APPROVE": json.dumps(["alice"]),

@@ -95,6 +95,41 @@ async def read_stream(
     return messages
 
 
+async def scraped(api_server: ApiServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of both instances' /metrics, summed across them by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for url in filter(None, (api_server.url, api_server.peer_url)):
+        async with httpx.AsyncClient(base_url=url) as client:
+            page = await client.get("/metrics", timeout=30.0)
+        assert page.status_code == 200, page.text[:500]
+        for family in text_string_to_metric_families(page.text):
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+async def metrics_tell_the_story(api_server: ApiServer) -> None:
+    """A Prometheus scrape after the task: the task, its model calls, its tools."""
+    found = await scraped(api_server)
+
+    def total(name: str, **labels: str) -> float:
+        wanted = set(labels.items())
+        return sum(v for (n, ls), v in found.items() if n == name and wanted <= set(ls))
+
+    assert total("strategos_tasks_total", event="created") >= 1
+    assert total("strategos_tasks_total", event="completed") >= 1
+    assert total("strategos_model_calls_total", node="coder", tenant="alice") >= 2
+    assert total("strategos_model_tokens_total", tenant="alice", kind="completion") > 0
+    assert (
+        total("strategos_gateway_decisions_total", tool="deliver_files", decision="executed") == 1
+    )
+    assert total("strategos_tool_seconds_count", tool="run_tests") >= 1
+    assert total("strategos_model_calls_total", tenant="bob") == 0  # bob did nothing
+
+
 async def test_owner_rejects_then_approves_and_the_task_is_delivered(
     http: httpx.AsyncClient, api_server: ApiServer
 ) -> None:
@@ -161,6 +196,8 @@ async def test_owner_rejects_then_approves_and_the_task_is_delivered(
     assert body["files"] == [{"path": "solution.py", "content": DOCUMENTED_ADD}]
     other = await http.get(f"/v1/tasks/{task_id}/files", headers=api_server.headers("bob"))
     assert other.status_code == 404, other.text  # another tenant's task does not exist for bob
+    if api_server.backend == "aegra":
+        await metrics_tell_the_story(api_server)
 
     # The event log, paginated 3 at a time, is gap-free and tells the whole story.
     events = await all_events(http, api_server, task_id, "alice", limit=3)

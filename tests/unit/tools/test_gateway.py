@@ -435,3 +435,31 @@ def dataclass_replace(spec: ToolSpec[Any, Any], **fields: Any) -> ToolSpec[Any, 
     import dataclasses
 
     return dataclasses.replace(spec, **fields)
+
+
+# ------------------------------------------------------------------ metrics
+def _decisions(tool: str, decision: str) -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"tool": tool, "decision": decision}
+    return REGISTRY.get_sample_value("strategos_gateway_decisions_total", labels) or 0.0
+
+
+async def test_every_call_is_counted_by_its_outcome_for_prometheus(
+    ledger: SqliteLedger, sandbox: ScriptedSandbox
+) -> None:
+    no_approval = Policy(PolicyConfig(approval={"side_effect": False}))
+    gateway = make(ledger, sandbox, Counter().spec(), policy=no_approval)
+    keys = [
+        ("unknown", "unknown_tool"),
+        ("note", "invalid_args"),
+        ("note", "executed"),
+        ("note", "replayed"),
+    ]
+    before = {key: _decisions(*key) for key in keys}
+    await gateway.call("rm -rf /", {}, ctx())  # a model's made-up name is not a label
+    await gateway.call("note", {}, ctx())
+    await gateway.call("note", {"note": "x"}, ctx(call_id="c1"))
+    await gateway.call("note", {"note": "x"}, ctx(call_id="c1"))  # from the ledger
+    after = {key: _decisions(*key) for key in keys}
+    assert {key: after[key] - before[key] for key in keys} == dict.fromkeys(keys, 1.0)

@@ -33,6 +33,7 @@ from memory.episodic_index import (
 )
 from memory.recall_query import recall_query
 from memory.scoring import ScoringParams, recall_score, relevance, should_evict
+from tools.telemetry import span
 
 __all__ = [
     "MEMORY_KINDS",
@@ -180,6 +181,21 @@ class EpisodicMemory:
         """
         if k < 1 or not query.strip() or (kinds is not None and not kinds):
             return []
+        with span("memory_recall", tenant=tenant, k=k) as current:
+            hits = self._recall(query, tenant, k, min_relevance, kinds, task_id, touch)
+            current.set_attribute("strategos.hits", len(hits))
+        return hits
+
+    def _recall(
+        self,
+        query: str,
+        tenant: str,
+        k: int,
+        min_relevance: float | None,
+        kinds: Collection[MemoryKind] | None,
+        task_id: str | None,
+        touch: bool,
+    ) -> list[Recalled]:
         threshold = self.params.min_recall_score if min_relevance is None else min_relevance
         scope = _scope(tenant=tenant, kinds=kinds, task_id=task_id)
         vector = self._embed_query(query)

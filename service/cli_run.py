@@ -43,13 +43,15 @@ from service.llm.models import chat_model
 from service.persistence import checkpointer
 from service.settings import Settings
 from service.team_deps import compile_named
+from service.tracing import setup_tracing, shutdown_tracing
 
 STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 Graph = CompiledStateGraph[Any, Any, Any, Any]
 
 
 def run_async(coro: Coroutine[Any, Any, ExitCode], settings: Settings, task_id: str) -> int:
-    """Run one task coroutine; every failure becomes one line and an exit status."""
+    """Run one task coroutine, traced; every failure becomes one line and an exit status."""
+    setup_tracing(settings)
     try:
         return int(asyncio.run(_closing(coro)))
     except typer.Exit:
@@ -66,6 +68,8 @@ def run_async(coro: Coroutine[Any, Any, ExitCode], settings: Settings, task_id: 
             lost = "database connection lost" if saved else "cannot reach the database"
             raise fail(f"{lost}; {hint}" if hint else lost) from None
         raise unexpected(exc, hint) from None
+    finally:
+        shutdown_tracing()
 
 
 def _database_error(exc: BaseException) -> bool:

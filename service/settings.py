@@ -248,6 +248,11 @@ class Settings(BaseSettings):
         description="Renew all of an instance's run leases in one UPDATE per heartbeat instead "
         "of one per run (`service/serving/aegra_leases.py`).",
     )
+    otel_exporter: Literal["file", "console", "otlp", "none"] = Field(
+        default="file",
+        description="Where OpenTelemetry spans of runs, nodes, model and tool calls go: "
+        "<data dir>/traces.jsonl, the console, OTLP (OTEL_EXPORTER_OTLP_ENDPOINT) or nowhere.",
+    )
     metrics: bool = Field(
         default=False,
         description="Serve Prometheus metrics at /metrics on `strategos serve` (tasks, model "

@@ -51,7 +51,7 @@ from tools.ledger import Ledger, idempotency_key
 from tools.policy import Policy
 from tools.registry import AnyToolSpec, MemorySearch, SideEffect, ToolContext, ToolRegistry
 from tools.sandbox.base import Sandbox, SandboxLimits
-from tools.telemetry import GATEWAY_DECISIONS, TOOL_SECONDS, decision_of
+from tools.telemetry import GATEWAY_DECISIONS, TOOL_SECONDS, decision_of, span
 from tools.tool_call import (
     ApprovalDecision,
     ApprovalRequest,
@@ -124,8 +124,13 @@ class ToolGateway:
         `raw_args` is what the model sent: a dict, or a JSON string of one.
         """
         started = time.monotonic()
-        observation = await self._call(tool_name, raw_args, call_ctx, started)
-        _count(observation, time.monotonic() - started)
+        with span(
+            "tool_call", tool=_label(tool_name, self.registry), tenant=call_ctx.tenant_id
+        ) as current:
+            observation = await self._call(tool_name, raw_args, call_ctx, started)
+            decision = _count(observation, time.monotonic() - started)
+            current.set_attribute("strategos.decision", decision)
+            current.set_attribute("strategos.replayed", observation.replayed)
         return observation
 
     async def _call(
@@ -335,10 +340,16 @@ def _rejected(call: PreparedCall, answer: ApprovalDecision) -> ToolObservation:
     )
 
 
-def _count(observation: ToolObservation, seconds: float) -> None:
+def _label(tool_name: str, registry: ToolRegistry) -> str:
+    """A registered tool's name; "unknown" for any other (a model's made-up name: unbounded)."""
+    return tool_name if tool_name in registry else "unknown"
+
+
+def _count(observation: ToolObservation, seconds: float) -> str:
     """The call's outcome and wall time in the process's metrics (`tools.telemetry`)."""
     code = observation.error.code if observation.error else None
-    tool = "unknown" if code == "unknown_tool" else observation.tool  # a model's name: unbounded
+    tool = "unknown" if code == "unknown_tool" else observation.tool
     decision = decision_of(observation.ok, observation.replayed, observation.simulated, code)
     GATEWAY_DECISIONS.labels(tool=tool, decision=decision).inc()
     TOOL_SECONDS.labels(tool=tool).observe(seconds)
+    return decision

@@ -1,4 +1,4 @@
-"""The platform's Prometheus metrics, in the process's default registry.
+"""The platform's Prometheus metrics and OpenTelemetry spans.
 
 The lowest layer defines them so every layer can count what it does (the gateway its decisions,
 the service its model calls and tasks) without importing upward. They live in
@@ -8,10 +8,22 @@ like any other Prometheus target, and nothing here opens a port of its own.
 
 Labels are bounded: tools and nodes are the registry's and the graphs' names, decisions a fixed
 set, tenants the operator's API-key tenants.
+
+Spans come from the global tracer provider, which `service.tracing` (or Aegra, when serving)
+sets up; without one they cost nothing. Nodes and model calls are LangChain runs, traced by
+OpenInference's LangChain instrumentation; the spans here — tool calls, sandbox runs, memory
+recall — hang under the node that made them (`parent_context`), so one task is one tree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 __all__ = [
@@ -22,6 +34,8 @@ __all__ = [
     "TASKS",
     "TOOL_SECONDS",
     "decision_of",
+    "span",
+    "traced",
 ]
 
 GATEWAY_DECISIONS = Counter(
@@ -65,3 +79,47 @@ def decision_of(ok: bool, replayed: bool, simulated: bool, error_code: str | Non
     if ok:
         return "replayed" if replayed else "executed"
     return error_code or "error"
+
+
+TRACER = trace.get_tracer("strategos")
+
+
+def parent_context() -> otel_context.Context | None:
+    """Where a new span hangs: the current span, else the LangChain run (node) being executed.
+
+    OpenInference traces LangChain runs from callbacks and does not make their spans current,
+    so code inside a node finds its node's span through the run's config instead.
+    """
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    try:
+        from openinference.instrumentation.langchain import get_current_span
+    except ImportError:  # pragma: no cover - a dependency of aegra-api
+        return None
+    node = get_current_span()
+    return trace.set_span_in_context(node) if node is not None else None
+
+
+@contextmanager
+def span(name: str, **attributes: str | int | float | bool) -> Iterator[trace.Span]:
+    """A span of ours, under the current span or node, with `strategos.*` attributes."""
+    named = {f"strategos.{key}": value for key, value in attributes.items()}
+    with TRACER.start_as_current_span(name, context=parent_context(), attributes=named) as current:
+        yield current
+
+
+type Async[**P, R] = Callable[P, Coroutine[Any, Any, R]]
+
+
+def traced[**P, R](name: str) -> Callable[[Async[P, R]], Async[P, R]]:
+    """Decorate an async function so every call is one span called `name`."""
+
+    def decorate(function: Async[P, R]) -> Async[P, R]:
+        @wraps(function)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with span(name):
+                return await function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

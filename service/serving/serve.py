@@ -57,6 +57,7 @@ from service.children import become_subreaper, die_with_parent, stop_children
 from service.serving.aegra_leases import guard_reaper
 from service.serving.aegra_leases import install as install_lease_batcher
 from service.settings import Settings, get_settings
+from service.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,7 @@ def aegra_app() -> ASGIApp:
     database or Redis outage caused the error (`service.api.outage`); and its helpers stop with its
     lifespan.
     """
+    setup_tracing(get_settings())  # before Aegra's, which sets up nothing with no target
     main = importlib.import_module("aegra_api.main")
     database_url = os.environ["DATABASE_URL"]
     if get_settings().aegra_batched_heartbeat:

@@ -84,6 +84,13 @@ def test_paused_task_prints_the_commands_and_is_approved_later(tmp_path: Path) -
     assert "delivered" in approved.stdout and "model calls" in approved.stdout
     report = json.loads((out / "REPORT.json").read_text())
     assert report["tests"]["spec_passed"] == 1 and report["approval"]["approved"] is True
+    # Both commands traced the task to the data dir (the default exporter): the nodes, the
+    # model calls and the delivery through the gateway.
+    spans = [json.loads(line) for line in (tmp_path / "data" / "traces.jsonl").open()]
+    names = {span["name"] for span in spans}
+    assert {"coder", "tester", "reviewer", "deliver", "tool_call"} <= names, names
+    delivered = [s for s in spans if s["attributes"].get("strategos.tool") == "deliver_files"]
+    assert [s["attributes"]["strategos.decision"] for s in delivered] == ["executed"]
 
 
 def test_unknown_task_and_bad_options_fail_clearly(tmp_path: Path) -> None:

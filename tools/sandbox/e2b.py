@@ -34,6 +34,7 @@ from tools.sandbox.base import (
     validate_command,
     validate_workspace_path,
 )
+from tools.telemetry import traced
 
 __all__ = ["E2BSandbox", "build_cell"]
 
@@ -224,6 +225,7 @@ class E2BSandbox(PythonEntry):
             if value is not None:
                 self._opts[key] = value
 
+    @traced("sandbox_run")
     async def run(
         self,
         files: Mapping[str, str],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -236,6 +237,29 @@ def bench(
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"results written to {out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[
+        str, typer.Option(help="'scripted' (each case's own script) or 'real' (the model).")
+    ] = "scripted",
+    out: Annotated[Path | None, typer.Option(help="Where to write the JSON results.")] = None,
+) -> None:
+    """Run the trajectory cases and score each against its reference trajectory."""
+    from eval.trajectory_run import load_cases, results_table, run_trajectory_eval
+
+    if model not in ("scripted", "real"):
+        raise fail(f"--model must be scripted or real, not {model!r}", ExitCode.USAGE)
+    settings = get_settings()
+    try:
+        found = asyncio.run(run_trajectory_eval(load_cases(), settings, model == "real", console))
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(results_table(found))
+    if out is not None:
+        out.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+        console.print(f"results written to {out}")
 
 
 @app.command()

@@ -93,9 +93,14 @@ def parent_context() -> otel_context.Context | None:
     if trace.get_current_span().get_span_context().is_valid:
         return None
     try:
-        from openinference.instrumentation.langchain import get_current_span
+        from openinference.instrumentation.langchain import (
+            LangChainInstrumentor,
+            get_current_span,
+        )
     except ImportError:  # pragma: no cover - a dependency of aegra-api
         return None
+    if not LangChainInstrumentor().is_instrumented_by_opentelemetry:
+        return None  # (asking it would log a warning per call)
     node = get_current_span()
     return trace.set_span_in_context(node) if node is not None else None
 

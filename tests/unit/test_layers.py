@@ -14,7 +14,8 @@ and two rules inside a layer: a node module (one a graph builder takes a `make_*
 from) imports no other node module (shared parts live in helper modules or the team types),
 and only `service/` reads the environment (`os.environ`, `os.getenv`), but for the allow-list of
 what a child process inherits (`tools.child_env`).
-The one allowed upward import is the CLI's `bench` command (`service.cli` → `eval.bench`).
+The allowed upward imports are the CLI's `bench` and `eval` commands (`service.cli` →
+`eval.bench`, `eval.trajectory_run`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "memory": frozenset({"memory", "tools"}),
     "tools": frozenset({"tools"}),
 }
-EXCEPTIONS = frozenset({("service.cli", "eval.bench")})
+EXCEPTIONS = frozenset({("service.cli", "eval.bench"), ("service.cli", "eval.trajectory_run")})
 READS_ENVIRONMENT = frozenset({"service", "tools.child_env"})
 """`tools.child_env` is the allow-list a child process's environment is built from."""
 

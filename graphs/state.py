@@ -115,6 +115,11 @@ class DeliveryApprovalRequest(BaseModel):
         default_factory=list,
         description="The checks the code fails, each with its call, expected value and error.",
     )
+    flags: list[str] = Field(
+        default_factory=list,
+        description="What the task did that a person should review (a honeypot tripped, a "
+        "side effect left in doubt by a crash).",
+    )
 
 
 def run_score(run: TestRun) -> tuple[int, int]:

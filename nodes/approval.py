@@ -112,8 +112,9 @@ def make_approval(deps: TeamDeps) -> Node[TeamState]:
         destination = str(deps.destination(ctx, thread_id, state.get("destination")))
         best = state.get("best")
         files = best["files"] if best else state.get("files", {})
-        request = describe(state, destination)
         gateway = await deps.gateway(ctx)
+        request = describe(state, destination)
+        request.flags = await gateway.flags(thread_id)
         answer = await gateway.request_approval(
             "deliver_files",
             delivery_args(files, request.summary),

@@ -156,6 +156,13 @@ async def _deliver_files(
     )
 
 
+HONEYPOT_FLAG = "honeypot:"
+FLAGGED_NOT_AUTO = (
+    "not delivered: the task tripped the honeypot, so a person must approve its delivery "
+    "(run it with approval 'ask')"
+)
+
+
 class _Outcome(NamedTuple):
     """What a delivery attempt did; nothing delivered when it was not approved or failed."""
 
@@ -175,6 +182,9 @@ async def _write(
     approval = state.get("approval") or {"approved": False, "comment": ""}
     if not (approval["approved"] and files and ctx.approve != "deny"):
         return _Outcome([], None, flags)
+    if ctx.approve == "auto" and any(flag.startswith(HONEYPOT_FLAG) for flag in flags):
+        # Code that tripped the honeypot goes out only after a person has seen it.
+        return _Outcome([], None, flags, FLAGGED_NOT_AUTO)
     destination = deps.destination(ctx, thread_id, state.get("destination"))
     report = build_report(state, sorted(files), destination, flags)
     observation = await _deliver_files(deps, ctx, thread_id, destination, files, report)

@@ -104,6 +104,8 @@ def show_request(request: Any) -> None:
     console.print(f"tests: {request.get('tests')}")
     for failure in request.get("failing") or []:
         console.print(Text.assemble(("  ✗ ", "red"), str(failure)))  # no markup from the code
+    for flag in request.get("flags") or []:
+        console.print(Text.assemble(("  ⚑ ", "bold red"), str(flag)))
     console.print(f"why now: {request.get('summary')}")
 
 

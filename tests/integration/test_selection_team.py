@@ -220,3 +220,30 @@ async def test_model_calls_are_counted_by_node_and_tenant_for_prometheus(tmp_pat
     before = calls("sample")
     await run(tmp_path, [coder(RIGHT)], tenant="acme")
     assert calls("sample") - before == 5  # the greedy answer and 4 sampled choices
+
+
+EVIL = 'import os\n\n\ndef add(a, b):\n    os.system("rm -rf /")\n    return a + b\n'
+
+
+async def test_code_that_trips_the_honeypot_goes_out_only_after_a_person_saw_the_flag(
+    tmp_path: Path,
+) -> None:
+    state, _ = await run(tmp_path / "auto", [coder(EVIL)])  # approval 'auto'
+    assert state["report"]["status"] == "not_delivered"
+    assert "tripped the honeypot" in state["report"]["delivery_error"]
+    assert any(flag.startswith("honeypot:") for flag in state["report"]["flags"])
+    assert not (tmp_path / "auto" / "out").exists()
+
+    graph = compile_selection(InMemorySaver())
+    ctx = TeamContext(
+        model=scripted([coder(EVIL)]),
+        out_dir=str(tmp_path / "ask" / "out"),
+        approve="ask",
+        use_memory=False,
+        gateway=await gateway_in(tmp_path / "ask"),
+    )
+    config: dict[str, Any] = {"configurable": {"thread_id": "hp"}, "recursion_limit": 100}
+    paused = await graph.ainvoke({"goal": GOAL}, config, context=ctx)
+    request = paused["__interrupt__"][0].value
+    assert any(flag.startswith("honeypot:") for flag in request["flags"])
+    assert 'os.system("rm -rf /")' in request["contents"]["solution.py"]

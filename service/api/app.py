@@ -67,6 +67,8 @@ from service.api.admission import (
 )
 from service.api.dependencies import SessionDep, rate_limit, server_url
 from service.api.dlq_routes import router as dlq_router
+from service.api.docs_routes import document
+from service.api.docs_routes import install as install_docs
 from service.api.errors import ERRORS, ApiError, error_response, upstream_error
 from service.api.files_routes import router as files_router
 from service.api.outage import OUTAGE_TYPES, is_outage
@@ -138,7 +140,7 @@ app = FastAPI(
     version="1.0.0",
     description=(__doc__ or "").split("\n\n", 1)[1],
     openapi_url="/v1/openapi.json",
-    docs_url="/v1/docs",
+    docs_url=None,  # served offline by `docs_routes`
     redoc_url=None,
     lifespan=lifespan,
 )
@@ -157,11 +159,12 @@ def _facade_openapi() -> dict[str, Any]:
         # Filter the generated paths, not the routes: an included router (the dead letters) is
         # one route entry without a path of its own.
         schema["paths"] = {k: v for k, v in schema["paths"].items() if _is_ours(k)}
-        app.openapi_schema = schema
+        app.openapi_schema = document(schema)
     return app.openapi_schema
 
 
 app.openapi = _facade_openapi  # type: ignore[method-assign]
+install_docs(app, "/v1/openapi.json")
 answer_outages_with_503(app)
 
 

@@ -123,6 +123,15 @@ def test_run_of(
     }
 
 
+def failing_checks(result: RunCandidatesResult, winner_id: str, limit: int = 3) -> list[str]:
+    """The goal's examples the winner fails, as `call == expected` (for the live view)."""
+    winner = next((c for c in result.candidates if c.id == winner_id), None)
+    if winner is None:
+        return []
+    pairs = zip(result.checks, winner.checks, strict=False)
+    return [f"{check.call} == {check.expected}" for check, got in pairs if not got.passed][:limit]
+
+
 class _GroundTruth(TypedDict, total=False):
     """The goal's examples, and the function they call when the code had to name it."""
 
@@ -262,12 +271,14 @@ def make_judge(deps: TeamDeps) -> Node[SelectionState]:
             return _noted(update, f"judge: the sandboxed run failed ({problem[:200]})")
         result = RunCandidatesResult.model_validate(observation.result)
         judged, verdict = _judged(state, chosen, result, digest[:16], iteration)
+        failing = failing_checks(result, verdict["winner"])
         runtime.stream_writer(
             {
                 "role": "tester",
                 "event": "result",
                 "spec": [verdict["spec_passed"], verdict["spec_total"]],
                 "clusters": verdict["cluster_sizes"],
+                "failing": failing,
                 "replayed": observation.replayed,
             }
         )

@@ -164,6 +164,7 @@ def make_tester(deps: TeamDeps) -> Node[TeamState]:
                 "event": "result",
                 "spec": [run["spec_passed"], run["spec_total"]],
                 "model": [run["model_passed"], run["model_total"]],
+                "failing": [c["name"] for c in run["checks"] if not c["passed"]][:3],
                 "error": run["error"][:200],
             }
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 ROLE_STYLE = {
     "supervisor": "magenta",
@@ -28,11 +30,12 @@ class LiveView:
         self.tokens = tokens
         self.calls = 0
         self.tests = "-"
+        self.started = time.monotonic()
         self._live: Live | None = None
 
     def __enter__(self) -> LiveView:
         if self.console.is_terminal:
-            self._live = Live(self._table(), console=self.console, refresh_per_second=4)
+            self._live = Live(self, console=self.console, refresh_per_second=4)
             self._live.__enter__()
         return self
 
@@ -41,11 +44,19 @@ class LiveView:
             self._live.__exit__(None, None, None)
             self._live = None
 
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """The status table, drawn at every refresh (so the elapsed time keeps moving)."""
+        yield self._table()
+
     def _table(self) -> Table:
         table = Table(show_header=True, header_style="bold", box=None)
-        for column in ("agent", "step", "tests (goal / team)", "model calls", "tokens"):
+        columns = ("elapsed", "agent", "step", "tests (goal / team)", "model calls", "tokens")
+        for column in columns:
             table.add_column(column)
-        table.add_row(self.role, str(self.steps), self.tests, str(self.calls), str(self.tokens))
+        elapsed = f"{time.monotonic() - self.started:.0f} s"
+        table.add_row(
+            elapsed, self.role, str(self.steps), self.tests, str(self.calls), str(self.tokens)
+        )
         return table
 
     def _say(self, role: str, text: str) -> None:
@@ -67,7 +78,7 @@ class LiveView:
                     usage.get("completion_tokens", 0)
                 )
         if self._live is not None:
-            self._live.update(self._table())
+            self._live.refresh()
 
     def _custom(self, event: dict[str, Any]) -> None:
         role = str(event.get("role", "?"))
@@ -76,17 +87,34 @@ class LiveView:
         if role == "supervisor":
             self._say(role, f"→ {event.get('next')}")
         elif role == "tester" and kind == "result":
-            spec, team = event.get("spec", [0, 0]), event.get("model", [0, 0])
-            self.tests = f"{spec[0]}/{spec[1]} / {team[0]}/{team[1]}"
-            error = f"  [red]{event['error']}[/]" if event.get("error") else ""
-            self._say(
-                role, f"goal examples {spec[0]}/{spec[1]}, team tests {team[0]}/{team[1]}" + error
-            )
+            self._result(event)
         elif role == "reviewer" and kind in ("approve", "changes_requested"):
             issues = "; ".join(event.get("issues", []))[:200]
             self._say(role, f"{kind}" + (f": {issues}" if issues else ""))
-        elif role == "coder" and kind == "wrote":
+        elif role == "coder" and kind == "wrote" and event.get("files"):
             self._say(role, f"wrote {', '.join(event.get('files', []))}")
+        elif role == "coder" and kind in ("wrote", "rejected"):
+            what = "a candidate" if kind == "wrote" else "an answer with no usable code"
+            self._say(role, f"{kind} {what} ({event.get('origin')}, batch {event.get('batch')})")
         else:
-            details = {k: v for k, v in event.items() if k not in ("role", "event")}
-            self._say(role, f"{kind} {details if details else ''}".strip())
+            details = " ".join(
+                f"{k}={v}" for k, v in event.items() if k not in ("role", "event") and v != ""
+            )
+            self._say(role, f"{kind} {details}".strip())
+
+    def _result(self, event: dict[str, Any]) -> None:
+        """A test run: the goal's examples, then the team's tests or the candidates' clusters."""
+        spec = event.get("spec", [0, 0])
+        text = f"goal examples {spec[0]}/{spec[1]}"
+        if "clusters" in event:
+            self.tests = f"{spec[0]}/{spec[1]} / -"
+            text += f", clusters {event['clusters']}"
+        else:
+            team = event.get("model", [0, 0])
+            self.tests = f"{spec[0]}/{spec[1]} / {team[0]}/{team[1]}"
+            text += f", team tests {team[0]}/{team[1]}"
+        self._say("tester", text)
+        for failure in event.get("failing") or []:
+            self.console.print(Text.assemble(("           ✗ ", "red"), str(failure)))
+        if event.get("error"):
+            self.console.print(Text.assemble(("           ", ""), (str(event["error"]), "red")))

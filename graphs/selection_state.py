@@ -44,6 +44,9 @@ class Verdict(TypedDict):
     repairs: list[dict[str, str]]
     """The best failing candidates with their first failure, verbatim."""
     cluster_sizes: list[int]
+    untyped: NotRequired[int]
+    """The winner's outputs on the compared inputs that raised or are not of the type the
+    goal's examples return (0 when the examples show no type): a sign of a wrong program."""
 
 
 def merge_pool(

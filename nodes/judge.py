@@ -30,6 +30,7 @@ from nodes.selection import (
     needs_question,
     repair_targets,
     select,
+    shape_of,
 )
 from tools.builtin.run_candidates import RunCandidatesResult
 from tools.checks import Check, decode, encode, entry_point_of, extract_spec_checks
@@ -71,6 +72,14 @@ def _question(selection: Selection) -> dict[str, str] | None:
     }
 
 
+def untyped_outputs(result: RunCandidatesResult, selection: Selection) -> int:
+    """How many of the winning cluster's outputs are not typed like the examples' values."""
+    if not selection.clusters or not any(shape_of(c.expected) for c in result.checks):
+        return 0
+    best = selection.clusters[0]
+    return len(best.outputs) - best.typed
+
+
 def verdict_of(
     result: RunCandidatesResult, batch: int, votes: dict[str, int]
 ) -> tuple[Verdict, Selection]:
@@ -89,6 +98,7 @@ def verdict_of(
             {"candidate": t.candidate, "failure": t.describe()} for t in repair_targets(result)
         ],
         "cluster_sizes": [c.size for c in selection.clusters],
+        "untyped": untyped_outputs(result, selection),
     }
     if (question := _question(selection)) is not None:
         verdict["question"] = question

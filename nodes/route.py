@@ -7,7 +7,7 @@ After each judged batch `decide` says what comes next, from the judge's verdict 
 | a guard tripped (steps, tokens) | | conclude |
 | passes the goal's examples | two or more distinct survivors, no inputs yet (inputs on) | probe |
 | passes the goal's examples | no clear winner (largest cluster alone or tied), once | widen |
-| greedy answer alone (cascade) | it fails an example, or the goal states none | widen |
+| greedy answer alone (cascade) | fails an example, none stated, or odd outputs elsewhere | widen |
 | passes the goal's examples | two close clusters disagree, not yet asked (referee on) | referee |
 | passes the goal's examples | otherwise | conclude |
 | no candidate passes (or none was valid) | attempts used up | conclude |
@@ -21,7 +21,8 @@ The fan-outs (`sample_sends`, `widen_sends`, `repair_sends`) turn a decision int
 first ones: where five candidates all behave differently, nine give agreement a chance, and
 where they agree at once (most tasks) nothing more is spent. With `Sampling.when == "unsure"`
 (a cascade) the first round is the greedy answer alone, and its samples are a widening drawn
-only when the greedy answer fails an example or the goal states none to check it on.
+only when the greedy answer fails an example, the goal states none to check it on, or on
+the other inputs it raises or returns values of another type than the examples show.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ def _wants_more(state: SelectionState, sampling: Sampling) -> bool:
     """
     verdict = state.get("verdict")
     if not samples_drawn(state, sampling):
-        return verdict is None or not verdict["passes_spec"] or verdict["spec_total"] == 0
+        if verdict is None or not verdict["passes_spec"] or verdict["spec_total"] == 0:
+            return True
+        return verdict.get("untyped", 0) > 0  # it raised, or returned an odd type, elsewhere
     return verdict is not None and verdict["passes_spec"] and unsettled(verdict)
 
 

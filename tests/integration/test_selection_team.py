@@ -150,6 +150,18 @@ async def test_the_cascade_samples_when_the_greedy_answer_fails_an_example(tmp_p
     assert state["usage"]["model_calls"] == 5  # the greedy answer, then 4 samples
 
 
+async def test_the_cascade_samples_when_the_greedy_answer_acts_oddly_beyond_the_examples(
+    tmp_path: Path,
+) -> None:
+    # Right on the example, but a float for negative numbers: the examples return ints.
+    odd = "def add(a, b):\n    return a + b if a >= 0 else float(a + b)\n"
+    rules = [coder(odd, seed=0), coder(RIGHT)]
+    state, _ = await run(tmp_path, rules, settings=Settings(sample_when="unsure"))
+    assert state["widened"] == [1]
+    assert (tmp_path / "out" / "solution.py").read_text().strip() == RIGHT.strip()
+    assert state["usage"]["model_calls"] == 5
+
+
 async def test_a_failing_batch_is_repaired_from_its_failure_verbatim(tmp_path: Path) -> None:
     rules = [
         {

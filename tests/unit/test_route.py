@@ -248,6 +248,7 @@ GREEDY_ALONE = {"x": {"id": "x", "code": "def f(x): return x", "origin": "greedy
 CASCADE_TABLE = [
     ("the greedy answer passes the examples", state(verdict=verdict()), "conclude"),
     ("the greedy answer fails an example", state(verdict=FAILING), "widen"),
+    ("it passes, but raises or changes type elsewhere", state(verdict=verdict(untyped=2)), "widen"),
     ("the goal states no example", state(verdict=verdict(spec_passed=0, spec_total=0)), "widen"),
     ("no valid greedy answer", state(verdict=None, pool={}), "widen"),
     (

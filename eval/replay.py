@@ -64,6 +64,8 @@ RULES = (
     Rule("N=4, most agreeing, greedy weighs 2", samples=None, agreement=True, greedy_weight=2),
     Rule("N=4, examples re-read, tester + mutated", samples=None, inputs="both", reread=True),
     Rule("N=4, examples re-read, mutated only", samples=None, inputs="mutated", reread=True),
+    Rule("N=1, examples re-read, mutated only", samples=1, inputs="mutated", reread=True),
+    Rule("N=2, examples re-read, mutated only", samples=2, inputs="mutated", reread=True),
     Rule("any candidate passes (oracle)", samples=None, oracle=True),
 )
 

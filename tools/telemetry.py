@@ -62,8 +62,8 @@ MODEL_TOKENS = Counter(
 )
 TASKS = Counter(
     "strategos_tasks_total",
-    "Task API events by kind: created, completed, failed, waiting_for_approval, rejected "
-    "(429/403 before a run started).",
+    "Task API events by kind: created, and each run's outcome (completed, failed, "
+    "waiting_for_approval).",
     labelnames=["event"],
 )
 LEASES_LOST = Counter(

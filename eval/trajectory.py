@@ -129,7 +129,7 @@ def _unapproved_side_effects(events: Sequence[LedgerEvent]) -> int:
         if event.kind == "ApprovalGiven":
             approved = True
         elif event.kind == "ActivityScheduled" and event.data.get("tool") in SIDE_EFFECT_TOOLS:
-            unapproved += 0 if approved else 1
+            unapproved += not approved
     return unapproved
 
 

@@ -69,7 +69,8 @@ def load_cases(path: Path = DATASET) -> list[Case]:
     return cases
 
 
-async def _trajectory(graph: Any, config: dict[str, Any], started: float) -> tuple[Any, Any]:
+async def _trajectory(graph: Any, config: dict[str, Any]) -> tuple[Any, Any]:
+    """The graph's steps turn by turn (agentevals), and the final state's values."""
     from agentevals.graph_trajectory.utils import aextract_langgraph_trajectory_from_thread
 
     extracted = await aextract_langgraph_trajectory_from_thread(graph, config)
@@ -104,7 +105,7 @@ async def run_case(
                 resume: Command[Any] = Command(resume=answer)
                 result = await graph.ainvoke(resume, cast(RunnableConfig, config), context=ctx)
             wall = time.monotonic() - started
-            steps, values = await _trajectory(graph, config, started)
+            steps, values = await _trajectory(graph, config)
             events = await ledger.events(thread, 0, 10_000)
         finally:
             await ledger.close()

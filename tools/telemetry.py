@@ -3,7 +3,7 @@
 The lowest layer defines them so every layer can count what it does (the gateway its decisions,
 the service its model calls and tasks) without importing upward. They live in
 `prometheus_client`'s default registry, which is what Aegra's `/metrics` endpoint serves
-(`ENABLE_PROMETHEUS_METRICS`, which `strategos serve` turns on): a served instance is scraped
+(`strategos serve` turns it on with `STRATEGOS_METRICS=true`): a served instance is scraped
 like any other Prometheus target, and nothing here opens a port of its own.
 
 Labels are bounded: tools and nodes are the registry's and the graphs' names, decisions a fixed

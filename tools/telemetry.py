@@ -27,6 +27,7 @@ from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 __all__ = [
+    "API_ERRORS",
     "GATEWAY_DECISIONS",
     "LEASES_LOST",
     "MODEL_CALLS",
@@ -65,6 +66,12 @@ TASKS = Counter(
     "Task API events by kind: created, and each run's outcome (completed, failed, "
     "waiting_for_approval).",
     labelnames=["event"],
+)
+API_ERRORS = Counter(
+    "strategos_api_errors_total",
+    "Task API answers that refused a request, by error code: rate_limited, "
+    "active_task_limit and overloaded (backpressure) are 429s, unauthorized 401, forbidden 403 …",
+    labelnames=["code"],
 )
 LEASES_LOST = Counter(
     "strategos_run_leases_lost_total",

@@ -108,7 +108,7 @@ from service.dlq import close_dlq_stores
 from service.rate_limits import close_limit_stores, get_limit_store, limits_for
 from service.settings import get_settings
 from tools.ledger import open_ledger
-from tools.telemetry import TASKS
+from tools.telemetry import API_ERRORS, TASKS
 
 DEPTH_HEADER = "X-Strategos-Depth"
 WS_AUTH_TIMEOUT_S = 10.0
@@ -177,6 +177,7 @@ def _is_ours(path: str) -> bool:
 
 @app.exception_handler(ApiError)
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    API_ERRORS.labels(code=exc.code).inc()
     response = error_response(exc.status_code, exc.code, exc.message)
     response.headers.update(exc.headers)
     return response

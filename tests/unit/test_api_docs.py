@@ -1,4 +1,4 @@
-"""The task API documents itself offline: Swagger UI from a package, auth and the stream named."""
+"""The task API in-process: offline docs, its OpenAPI, and refusals counted for Prometheus."""
 
 from __future__ import annotations
 
@@ -32,3 +32,17 @@ async def test_the_openapi_names_both_keys_the_stream_and_only_the_task_api() ->
     assert "/v1/tasks/{task_id}/stream" in spec["x-websockets"]
     assert "/v1/tasks/{task_id}/files" in spec["paths"]
     assert all(path.startswith("/v1/") for path in spec["paths"])
+
+
+async def test_a_refused_request_is_counted_by_its_error_code() -> None:
+    from prometheus_client import REGISTRY
+
+    def refused() -> float:
+        labels = {"code": "unauthorized"}
+        return REGISTRY.get_sample_value("strategos_api_errors_total", labels) or 0.0
+
+    before = refused()
+    async with client() as http:
+        answer = await http.get("/v1/tasks", headers={"x-api-key": "not-a-key"})
+    assert answer.status_code == 401
+    assert refused() - before == 1

@@ -37,7 +37,7 @@ from eval.pools import append, pool_updates, pools_path, record
 from graphs.context import TeamContext
 from graphs.deps import text_of
 from graphs.selection_state import PooledCandidate, SelectionState
-from graphs.state import TeamInput, TeamState
+from graphs.state import TeamInput, TeamState, files_to_deliver
 from nodes.candidates import extract_code
 from nodes.coder import MAIN_FILE, CodeEdit
 from nodes.prompting import PIPELINE_PROMPTS
@@ -104,8 +104,7 @@ async def _run_team(graph: _Team, task: CodingTask, ctx: TeamContext, trace: _Tr
             for update in chunk.values():
                 trace.seen.extend(pool_updates(update or {}))
     state = trace.state
-    best = state.get("best")
-    files = best["files"] if best else state.get("files", {})
+    files = files_to_deliver(state)
     usage = state.get("usage", {})
     return {
         "code": files.get(MAIN_FILE, ""),

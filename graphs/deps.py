@@ -49,7 +49,8 @@ class Sampling:
     """Extra sampling calls into the same batch when the examples leave no clear winner."""
     when: Literal["always", "unsure"] = "always"
     """When the first round samples: always, or only when the greedy answer alone is unsure
-    (it fails an example, or the goal states none) — a cascade."""
+    (it fails an example, the goal states none, or it raises or changes type on the other
+    inputs) — a cascade."""
     repair_rounds: int = 2
     """Repair rounds before a fresh sampling round."""
     repair_targets: int = 2

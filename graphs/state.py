@@ -122,6 +122,29 @@ class DeliveryApprovalRequest(BaseModel):
     )
 
 
+def files_to_deliver(state: Mapping[str, Any]) -> dict[str, str]:
+    """The files a task delivers: its best attempt's, else its latest."""
+    best = state.get("best")
+    files = best["files"] if best else state.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def run_of_delivered(state: Mapping[str, Any]) -> TestRun | None:
+    """The test run of the files to deliver: the best attempt's, else the latest run."""
+    runs: list[TestRun] = state.get("test_runs") or []
+    best = state.get("best")
+    if best is not None:
+        for run in reversed(runs):
+            if run["iteration"] == best["iteration"]:
+                return run
+    return runs[-1] if runs else None
+
+
+def failed_checks(run: TestRun, limit: int) -> list[CheckResult]:
+    """The first `limit` checks of `run` that failed."""
+    return [check for check in run["checks"] if not check["passed"]][:limit]
+
+
 def run_score(run: TestRun) -> tuple[int, int]:
     """Ground-truth checks passed first, then the team's own tests; a crash scores lowest."""
     return (-1, -1) if run["error"] else (run["spec_passed"], run["model_passed"])

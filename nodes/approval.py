@@ -16,7 +16,14 @@ from langgraph.types import interrupt
 
 from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
-from graphs.state import DeliveryApprovalRequest, TeamState, TestRun
+from graphs.state import (
+    DeliveryApprovalRequest,
+    TeamState,
+    TestRun,
+    failed_checks,
+    files_to_deliver,
+    run_of_delivered,
+)
 from nodes.approvers import (
     answered_by,
     approval_key,
@@ -38,19 +45,8 @@ def _shown(text: str) -> str:
     return text[:SHOWN_CHARS] + f"\n… ({len(text) - SHOWN_CHARS} more characters not shown)"
 
 
-def _run_of(state: TeamState) -> TestRun | None:
-    """The run of the code to be delivered: the best attempt's, else the latest."""
-    runs = state.get("test_runs", [])
-    best = state.get("best")
-    if best is not None:
-        for run in reversed(runs):
-            if run["iteration"] == best["iteration"]:
-                return run
-    return runs[-1] if runs else None
-
-
 def _failures(run: TestRun) -> list[str]:
-    failed = [c for c in run["checks"] if not c["passed"]]
+    failed = failed_checks(run, len(run["checks"]))
     lines = [f"{c['name']}: {c['error'] or 'failed'}"[:500] for c in failed[:SHOWN_FAILURES]]
     if len(failed) > SHOWN_FAILURES:
         lines.append(f"… and {len(failed) - SHOWN_FAILURES} more")
@@ -65,9 +61,8 @@ def describe(state: TeamState, destination: str) -> DeliveryApprovalRequest:
     It carries what would be delivered, where, and the checks it fails: a person approves the
     code itself, not a summary of it.
     """
-    best = state.get("best")
-    files = best["files"] if best else state.get("files", {})
-    run = _run_of(state)
+    files = files_to_deliver(state)
+    run = run_of_delivered(state)
     tests = "no tests ran"
     if run is not None:
         tests = (
@@ -110,8 +105,7 @@ def make_approval(deps: TeamDeps) -> Node[TeamState]:
         config = get_config()
         thread_id = deps.thread_id()
         destination = str(deps.destination(ctx, thread_id, state.get("destination")))
-        best = state.get("best")
-        files = best["files"] if best else state.get("files", {})
+        files = files_to_deliver(state)
         gateway = await deps.gateway(ctx)
         request = describe(state, destination)
         request.flags = await gateway.flags(thread_id)

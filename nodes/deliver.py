@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 
 from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
-from graphs.state import ApprovalResume, TeamState
+from graphs.state import ApprovalResume, TeamState, files_to_deliver, run_of_delivered
 from memory import taskgraph
 from memory.reflexion import lesson_record, lessons_from_task
 from nodes.approvers import approval_key as key_of_approval
@@ -90,11 +90,7 @@ def build_report(
     flags: list[str] | None = None,
 ) -> dict[str, Any]:
     """The task's final report: what was delivered, how it tested, what it cost."""
-    best = state.get("best")
-    runs = state.get("test_runs", [])
-    final = runs[-1] if runs else None
-    if best is not None:
-        final = next((r for r in reversed(runs) if r["iteration"] == best["iteration"]), final)
+    final = run_of_delivered(state)
     usage = state.get("usage") or {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     approval = state.get("approval") or {"approved": False, "comment": ""}
     return {
@@ -177,8 +173,7 @@ async def _write(
     deps: TeamDeps, state: TeamState, ctx: TeamContext, thread_id: str, flags: list[str]
 ) -> _Outcome:
     """Deliver the best candidate's files if approved (the report inside is the interim one)."""
-    best = state.get("best")
-    files = best["files"] if best else state.get("files", {})
+    files = files_to_deliver(state)
     approval = state.get("approval") or {"approved": False, "comment": ""}
     if not (approval["approved"] and files and ctx.approve != "deny"):
         return _Outcome([], None, flags)
@@ -201,8 +196,7 @@ def make_deliver(deps: TeamDeps) -> Node[TeamState]:
         """Deliver the best candidate's files when approved; always produce the report."""
         ctx = deps.run_context(runtime.context)
         thread_id = deps.thread_id()
-        best = state.get("best")
-        files = best["files"] if best else state.get("files", {})
+        files = files_to_deliver(state)
         approval = state.get("approval") or {"approved": False, "comment": ""}
         gateway = await deps.gateway(ctx)
         outcome = await _write(deps, state, ctx, thread_id, await gateway.flags(thread_id))

@@ -20,7 +20,7 @@ from pydantic import JsonValue
 from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
 from graphs.selection_state import PooledCandidate, SelectionState, Verdict
-from graphs.state import CheckResult, TestRun
+from graphs.state import CheckResult, TestRun, failed_checks
 from nodes.candidates import MAX_CANDIDATES, SOLUTION, Candidate, run_args
 from nodes.mutation import judged_inputs
 from nodes.selection import (
@@ -133,15 +133,6 @@ def test_run_of(
     }
 
 
-def failing_checks(result: RunCandidatesResult, winner_id: str, limit: int = 3) -> list[str]:
-    """The goal's examples the winner fails, as `call == expected` (for the live view)."""
-    winner = next((c for c in result.candidates if c.id == winner_id), None)
-    if winner is None:
-        return []
-    pairs = zip(result.checks, winner.checks, strict=False)
-    return [f"{check.call} == {check.expected}" for check, got in pairs if not got.passed][:limit]
-
-
 class _GroundTruth(TypedDict, total=False):
     """The goal's examples, and the function they call when the code had to name it."""
 
@@ -228,7 +219,7 @@ def _judged(
     result: RunCandidatesResult,
     run_id: str,
     iteration: int,
-) -> tuple[dict[str, object], Verdict]:
+) -> tuple[dict[str, object], Verdict, TestRun]:
     """The state update a completed run makes: verdict, test run, note and the winner's code."""
     batch = state.get("batch", 0)
     votes = {c["id"]: c["votes"] for c in chosen}
@@ -251,7 +242,7 @@ def _judged(
             "files": files,
             "best": {"files": files, "iteration": iteration, "score": score},
         }
-    return update, verdict
+    return update, verdict, run
 
 
 def _noted(update: dict[str, object], note: str) -> dict[str, object]:
@@ -280,15 +271,14 @@ def make_judge(deps: TeamDeps) -> Node[SelectionState]:
             problem = observation.error.message if observation.error else "the run failed"
             return _noted(update, f"judge: the sandboxed run failed ({problem[:200]})")
         result = RunCandidatesResult.model_validate(observation.result)
-        judged, verdict = _judged(state, chosen, result, digest[:16], iteration)
-        failing = failing_checks(result, verdict["winner"])
+        judged, verdict, run = _judged(state, chosen, result, digest[:16], iteration)
         runtime.stream_writer(
             {
                 "role": "tester",
                 "event": "result",
                 "spec": [verdict["spec_passed"], verdict["spec_total"]],
                 "clusters": verdict["cluster_sizes"],
-                "failing": failing,
+                "failing": [check["name"] for check in failed_checks(run, 3)],
                 "replayed": observation.replayed,
             }
         )

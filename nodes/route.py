@@ -103,15 +103,15 @@ def unsettled(verdict: Verdict) -> bool:
     return sizes[0] < 2 or (len(sizes) >= 2 and sizes[0] == sizes[1])
 
 
-def greedy_first(state: SelectionState, sampling: Sampling) -> bool:
-    """Whether the batch began with the greedy answer alone (the cascade's first round)."""
-    return sampling.when == "unsure" and state.get("batch", 0) <= 1
+def greedy_first(batch: int, sampling: Sampling) -> bool:
+    """Whether `batch` begins with the greedy answer alone (the cascade's first round)."""
+    return sampling.when == "unsure" and batch <= 1
 
 
 def samples_drawn(state: SelectionState, sampling: Sampling) -> bool:
     """Whether the batch being judged holds sampled candidates, not only the greedy answer."""
     batch = state.get("batch", 0)
-    return not greedy_first(state, sampling) or batch in state.get("widened", [])
+    return not greedy_first(batch, sampling) or batch in state.get("widened", [])
 
 
 def _wants_more(state: SelectionState, sampling: Sampling) -> bool:
@@ -131,8 +131,9 @@ def _wants_more(state: SelectionState, sampling: Sampling) -> bool:
 def _may_widen(state: SelectionState, limits: Limits, sampling: Sampling) -> bool:
     if sampling.samples == 0 or not _wants_more(state, sampling):
         return False
-    widened = state.get("widened", []).count(state.get("batch", 0))
-    allowed = sampling.widen + greedy_first(state, sampling)
+    batch = state.get("batch", 0)
+    widened = state.get("widened", []).count(batch)
+    allowed = sampling.widen + greedy_first(batch, sampling)
     room = limits.max_steps - state.get("steps", 0)
     return widened < allowed and room >= 1 + STEPS_PER_ROUND_RESERVE
 
@@ -217,7 +218,7 @@ def sample_sends(state: SelectionState, sampling: Sampling) -> list[Send]:
     batch = state.get("batch", 0) + 1
     base = _task(state, batch)
     sends = [Send("sample", {**base, "origin": "greedy", "seed": 0, "count": 1})]
-    if sampling.samples > 0 and not (sampling.when == "unsure" and batch == 1):
+    if sampling.samples > 0 and not greedy_first(batch, sampling):
         # One call for all samples: the server reads the prompt once for all of them.
         samples = {**base, "origin": "sample", "seed": batch * 100 + 1, "count": sampling.samples}
         sends.append(Send("sample", samples))

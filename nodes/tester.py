@@ -12,7 +12,15 @@ from pydantic import BaseModel, Field
 
 from graphs.context import TeamContext
 from graphs.deps import ModelOutputError, Node, TeamDeps
-from graphs.state import Candidate, CheckResult, TeamState, TestRun, Usage, run_score
+from graphs.state import (
+    Candidate,
+    CheckResult,
+    TeamState,
+    TestRun,
+    Usage,
+    failed_checks,
+    run_score,
+)
 from nodes.prompt_budget import build_prompt
 from nodes.prompting import Section, goal_section
 from tools.builtin.run_tests import RunTestsResult
@@ -164,7 +172,7 @@ def make_tester(deps: TeamDeps) -> Node[TeamState]:
                 "event": "result",
                 "spec": [run["spec_passed"], run["spec_total"]],
                 "model": [run["model_passed"], run["model_total"]],
-                "failing": [c["name"] for c in run["checks"] if not c["passed"]][:3],
+                "failing": [check["name"] for check in failed_checks(run, 3)],
                 "error": run["error"][:200],
             }
         )

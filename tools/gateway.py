@@ -124,11 +124,10 @@ class ToolGateway:
         `raw_args` is what the model sent: a dict, or a JSON string of one.
         """
         started = time.monotonic()
-        with span(
-            "tool_call", tool=_label(tool_name, self.registry), tenant=call_ctx.tenant_id
-        ) as current:
+        tool = _label(tool_name, self.registry)
+        with span("tool_call", tool=tool, tenant=call_ctx.tenant_id) as current:
             observation = await self._call(tool_name, raw_args, call_ctx, started)
-            decision = _count(observation, time.monotonic() - started)
+            decision = _count(tool, observation, time.monotonic() - started)
             current.set_attribute("strategos.decision", decision)
             current.set_attribute("strategos.replayed", observation.replayed)
         return observation
@@ -345,10 +344,9 @@ def _label(tool_name: str, registry: ToolRegistry) -> str:
     return tool_name if tool_name in registry else "unknown"
 
 
-def _count(observation: ToolObservation, seconds: float) -> str:
+def _count(tool: str, observation: ToolObservation, seconds: float) -> str:
     """The call's outcome and wall time in the process's metrics (`tools.telemetry`)."""
     code = observation.error.code if observation.error else None
-    tool = "unknown" if code == "unknown_tool" else observation.tool
     decision = decision_of(observation.ok, observation.replayed, observation.simulated, code)
     GATEWAY_DECISIONS.labels(tool=tool, decision=decision).inc()
     TOOL_SECONDS.labels(tool=tool).observe(seconds)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
+from graphs.state import files_to_deliver
 from service.api.dependencies import SessionDep
 from service.api.errors import ERRORS
 from service.api.task_state import state_values
@@ -47,9 +48,7 @@ def delivered_files(values: Mapping[str, Any]) -> list[DeliveredFile]:
     names = report.get("files") if isinstance(report, dict) else None
     if not isinstance(names, list):
         return []
-    best = values.get("best")
-    source = best.get("files") if isinstance(best, dict) else values.get("files")
-    texts = source if isinstance(source, dict) else {}
+    texts = files_to_deliver(values)
     return [
         DeliveredFile(path=str(name), content=str(texts[name]))
         for name in names

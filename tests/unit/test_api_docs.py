@@ -41,8 +41,17 @@ async def test_a_refused_request_is_counted_by_its_error_code() -> None:
         labels = {"code": "unauthorized"}
         return REGISTRY.get_sample_value("strategos_api_errors_total", labels) or 0.0
 
+    from service.api.tenancy import close_key_stores
+    from service.rate_limits import close_limit_stores
+
     before = refused()
-    async with client() as http:
-        answer = await http.get("/v1/tasks", headers={"x-api-key": "not-a-key"})
+    try:
+        async with client() as http:
+            answer = await http.get("/v1/tasks", headers={"x-api-key": "not-a-key"})
+    finally:
+        # The app's lifespan is not run here, so close what the request opened (the key
+        # store's database thread would keep the test process from exiting).
+        await close_key_stores()
+        await close_limit_stores()
     assert answer.status_code == 401
     assert refused() - before == 1

@@ -194,6 +194,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _cpu_workarounds(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """Server flags this CPU needs: no weight repacking where the CPU has AMX.
+
+    The bundled llama.cpp repacks weights for Intel AMX when the CPU has it, and that path
+    crashes (SIGSEGV in `ggml_backend_amx_mul_mat`) during the server's warm-up on such
+    machines. Without repacking the server runs the plain CPU kernels there; other CPUs keep
+    their faster repacked weights.
+    """
+    try:
+        flags = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return []
+    return ["--no-repack"] if re.search(r"\bamx_(int8|bf16|tile)\b", flags) else []
+
+
 @contextmanager
 def running_server(settings: Settings, console: Console | None = None) -> Iterator[str]:
     """Start `llama-server` on loopback, yield its OpenAI base URL, stop it on exit.
@@ -215,6 +230,7 @@ def running_server(settings: Settings, console: Console | None = None) -> Iterat
         "-t", str(settings.llama_threads),
         "--parallel", str(settings.llama_parallel),
         "--no-webui",
+        *_cpu_workarounds(),
     ]  # fmt: skip
     with log_path.open("ab") as log:
         # Its own session keeps a terminal's Ctrl-C for us; SIGKILL when we die, even killed,

@@ -7,10 +7,10 @@ whole channel, so unbounded lists would make checkpoints grow with every step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
-from langchain_core.messages import AnyMessage
+from langchain_core.messages import AnyMessage, BaseMessage
 from langgraph.graph.message import add_messages
 from langgraph.managed import RemainingSteps
 from pydantic import (
@@ -223,12 +223,8 @@ def newer_digest(left: WorkingDigest | None, right: WorkingDigest | None) -> Wor
     return right
 
 
-class TeamInput(TypedDict):
-    """What a caller provides to start a task: the graph's input schema.
-
-    The constraints are part of the served schema, but LangGraph does not enforce an input
-    schema, so the supervisor checks every run with `validate_input` before any work is spent.
-    """
+class TaskFields(TypedDict):
+    """The task a run works on, once its goal is settled; validated by `validate_input`."""
 
     goal: Annotated[str, StringConstraints(min_length=1, max_length=MAX_GOAL_CHARS, pattern=r"\S")]
     """What to build: a non-blank string."""
@@ -236,7 +232,28 @@ class TeamInput(TypedDict):
     """Name of the function to write, when the caller knows it."""
 
 
-_TEAM_INPUT = TypeAdapter(TeamInput)
+class TeamInput(TypedDict):
+    """What a caller provides to start a task: the graph's input schema.
+
+    Either a `goal` or a chat (`messages`, as Agent Chat UI and Studio's chat send it): with no
+    goal, the last human message is the goal (`task_input`). The constraints are part of the
+    served schema, but LangGraph does not enforce an input schema, so the first node checks
+    every run with `task_input` before any work is spent.
+    """
+
+    goal: NotRequired[
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_GOAL_CHARS, pattern=r"\S")]
+    ]
+    """What to build: a non-blank string (else the chat's last human message)."""
+    entry_point: NotRequired[str]
+    """Name of the function to write, when the caller knows it."""
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    """A chat whose last human message says what to build (used when no goal is given)."""
+
+
+TASK_FIELDS = frozenset(TaskFields.__annotations__)
+"""The input fields that define the task (what a client may edit: `command.update`)."""
+_TASK_FIELDS = TypeAdapter(TaskFields)
 
 
 class InvalidTaskInputError(ValueError):
@@ -249,9 +266,9 @@ def validate_input(state: Mapping[str, Any]) -> None:
     Without this, a missing or mistyped goal surfaces as a `KeyError` or `TypeError` deep in a
     worker, and an empty one runs the whole team on nothing.
     """
-    given = {key: state[key] for key in TeamInput.__annotations__ if key in state}
+    given = {key: state[key] for key in TASK_FIELDS if key in state}
     try:
-        _TEAM_INPUT.validate_python(given, strict=True)
+        _TASK_FIELDS.validate_python(given, strict=True)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']) or 'input'}: "
@@ -259,6 +276,42 @@ def validate_input(state: Mapping[str, Any]) -> None:
             for error in exc.errors()
         )
         raise InvalidTaskInputError(f"invalid task input: {problems}") from None
+
+
+def goal_from_chat(messages: Sequence[object]) -> str:
+    """The text of the chat's last human message (string or content blocks; '' if none)."""
+    for message in reversed(messages):
+        if isinstance(message, BaseMessage) and message.type == "human":
+            return str(message.text)
+    return ""
+
+
+def task_goal(state: Mapping[str, Any]) -> str:
+    """The run's goal, checked: the one given, else the text of the chat's last human message.
+
+    Called by each graph's first node on every visit (cheap once the goal is set); raises
+    `InvalidTaskInputError` for a run that is not a task. A chat message sent to a thread
+    whose task has finished is refused rather than run on top of the old task's files and
+    report: a new goal wants a new thread.
+    """
+    messages: list[object] = list(state.get("messages") or [])
+    last = messages[-1] if messages else None
+    chatting = isinstance(last, BaseMessage) and last.type == "human"
+    if chatting and state.get("report") is not None:
+        raise InvalidTaskInputError(
+            "invalid task input: this task has finished; start a new thread for a new goal"
+        )
+    if state.get("goal") is not None:
+        validate_input(state)
+        return str(state["goal"])
+    goal = goal_from_chat(messages)
+    if not goal.strip():
+        why = "the last human message has no text" if chatting else "no goal and no chat message"
+        raise InvalidTaskInputError(
+            f"invalid task input: {why}; give a goal, or a chat message saying what to build"
+        )
+    validate_input({**state, "goal": goal})
+    return goal
 
 
 class TeamState(TypedDict):

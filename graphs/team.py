@@ -1,29 +1,33 @@
 """The coding-team graph: supervisor → coder → tester → reviewer, with approval and delivery.
 
-Workers always report back to the supervisor, which routes with `Command(goto=...)`; the
-`destinations` make those edges visible to Studio and `?xray=true`. Nodes get their
+Workers always report back to the supervisor, which decides who works next (`next` in the
+state); a conditional edge on `next` routes there. Routing from the state, rather than from the
+supervisor's `Command(goto=...)`, is what makes a Studio edit work: `threads.update_state` on a
+paused thread is applied as the supervisor's output, and the edge routes it on (to the approval,
+which asks again about the edited state); a `Command` would not be replayed. Nodes get their
 dependencies as one typed `TeamDeps` at build time; `service.team_deps` builds the real one
 (and the graph `langgraph.json` serves as `coding_team`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy
 
 from graphs.context import TeamContext
-from graphs.deps import TeamDeps
+from graphs.deps import Node, TeamDeps
 from graphs.state import TeamInput, TeamState
 from nodes.approval import make_approval
 from nodes.coder import make_coder
 from nodes.deliver import make_deliver
 from nodes.reviewer import make_reviewer
-from nodes.supervisor import WORKERS, make_supervisor
+from nodes.supervisor import WORKERS, Worker, make_supervisor
 from nodes.tester import make_tester
 
 MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(ConnectionError,))
@@ -34,12 +38,28 @@ DB_RETRY = RetryPolicy(
 retried for ~8 s; every side effect goes through the idempotent ledger, so a retry is safe."""
 
 
+def _supervisor_node(deps: TeamDeps) -> Node[TeamState]:
+    """The supervisor as a node: its decision's state update (`next` included), no goto."""
+    decide = make_supervisor(deps)
+
+    async def supervisor(state: TeamState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+        """Decide who works next; the `next` edge routes there."""
+        command = await decide(state, runtime=runtime)
+        return dict(cast(dict[str, Any], command.update))
+
+    return supervisor
+
+
+async def _next_worker(state: TeamState) -> Worker:
+    """Where the supervisor sent the team (async: no thread hop for a lookup)."""
+    return cast(Worker, state["next"])
+
+
 def build_team_graph(deps: TeamDeps) -> StateGraph[TeamState, TeamContext, TeamInput, TeamState]:
     """The uncompiled graph on `deps`, so callers choose the checkpointer."""
     builder = StateGraph(TeamState, context_schema=TeamContext, input_schema=TeamInput)
-    builder.add_node(
-        "supervisor", make_supervisor(deps), destinations=WORKERS, retry_policy=DB_RETRY
-    )
+    builder.add_node("supervisor", _supervisor_node(deps), retry_policy=DB_RETRY)
+    builder.add_conditional_edges("supervisor", _next_worker, list(WORKERS))
     builder.add_node("coder", make_coder(deps), retry_policy=[MODEL_RETRY, DB_RETRY])
     builder.add_node("tester", make_tester(deps), retry_policy=[MODEL_RETRY, DB_RETRY])
     builder.add_node("reviewer", make_reviewer(deps), retry_policy=[MODEL_RETRY, DB_RETRY])

@@ -31,6 +31,7 @@ from nodes.approvers import (
     delivery_args,
     parse_resume,
 )
+from nodes.inbox import delivery_markdown, question_for
 from tools.gateway import ApprovalDecision, ApprovalRequest, Approver, CallContext
 from tools.workspaces import MemoryWorkspace
 
@@ -82,10 +83,15 @@ def describe(state: TeamState, destination: str) -> DeliveryApprovalRequest:
 
 
 def ask_human(request: DeliveryApprovalRequest, who: str) -> Approver:
-    """An approver that pauses the graph with the team's payload and reads the answer."""
+    """An approver that pauses the graph with the team's payload and reads the answer.
+
+    The payload goes out in Agent Inbox's shape: the request whole as `action_request.args`, the
+    code and failing checks as the markdown `description`.
+    """
 
     async def ask(_request: ApprovalRequest) -> ApprovalDecision:
-        answer = parse_resume(interrupt(request.model_dump()))
+        question = question_for(request.action, request.model_dump(), delivery_markdown(request))
+        answer = parse_resume(interrupt(question))
         answered_by(get_config())
         return ApprovalDecision(approved=answer.approved, comment=answer.comment, approver=who)
 

@@ -4,7 +4,7 @@ Shared by the `approval` node (the team's delivery question) and the `deliver` n
 `deliver_files` call's approver), which as node modules may not import each other. Two kinds
 of question reach a human: the team's delivery and any tool call the gateway's policy holds
 (`interrupt_approver`, passed to the gateway as the call's approver). Both are typed payloads a
-terminal or UI renders.
+terminal or UI renders, sent in Agent Inbox's `HumanInterrupt` shape (`nodes.inbox`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,19 @@ from pydantic import ValidationError
 
 from graphs.context import principal_of
 from graphs.state import ApprovalResume
+from nodes.inbox import human_answer, question_for, single, tool_markdown
 from tools.gateway import ApprovalDecision, ApprovalRequest, Approver
 
 
 def parse_resume(value: Any) -> ApprovalResume:
-    """Validate the resume value; anything malformed counts as a rejection that says why."""
+    """Validate the resume value; anything malformed counts as a rejection that says why.
+
+    Accepted: the inbox's `HumanResponse` (`nodes.inbox.human_answer`), `{"approved": bool,
+    "comment": str}` or a bool, each alone or as a list of one (how Agent Inbox resumes).
+    """
+    value = single(value)
+    if (answer := human_answer(value)) is not None:
+        return answer
     if isinstance(value, bool):
         return ApprovalResume(approved=value)
     try:
@@ -81,7 +89,8 @@ async def interrupt_approver(request: ApprovalRequest) -> ApprovalDecision:
     On resume the node runs again from its start and the gateway reaches this point again;
     `interrupt()` then returns the answer instead of pausing.
     """
-    answer = parse_resume(interrupt(request.model_dump(mode="json")))
+    question = question_for(request.tool, request.model_dump(mode="json"), tool_markdown(request))
+    answer = parse_resume(interrupt(question))
     who = answered_by(get_config())
     return ApprovalDecision(approved=answer.approved, comment=answer.comment, approver=who)
 

@@ -23,6 +23,7 @@ from memory import taskgraph
 from memory.reflexion import lesson_record, lessons_from_task
 from nodes.approvers import approval_key as key_of_approval
 from nodes.approvers import delivery_args, interrupt_approver, recorded_approver
+from nodes.inbox import fenced
 from tools.gateway import Approver, CallContext, ToolObservation
 from tools.workspaces import DirWorkspace
 
@@ -189,6 +190,28 @@ async def _write(
     return _Outcome([], None, [*flags, *observation.flags], problem)
 
 
+def final_reply(report: dict[str, Any], files: dict[str, str], reason: str) -> str:
+    """The team's last chat message: delivered or not (and why), how it tested, the code.
+
+    A chat client (Agent Chat UI, Studio's chat) shows the task's outcome from this message
+    alone, so it carries the code itself, not only where it went.
+    """
+    tests = report["tests"]
+    checks = (
+        f"goal examples {tests['spec_passed']}/{tests['spec_total']}, "
+        f"team tests {tests['team_passed']}/{tests['team_total']}"
+    )
+    if report["files"]:
+        head = f"deliver: wrote {', '.join(report['files'])} to {report['destination']} ({checks})"
+    else:
+        head = f"deliver: nothing written ({reason or 'not approved'}); best version: {checks}"
+    blocks = [
+        fenced(f"# {path}\n{text}", "python" if path.endswith(".py") else "")
+        for path, text in sorted(files.items())
+    ]
+    return "\n\n".join([head, *blocks])
+
+
 def make_deliver(deps: TeamDeps) -> Node[TeamState]:
     """The node that delivers the approved files and writes the task's report."""
 
@@ -214,11 +237,7 @@ def make_deliver(deps: TeamDeps) -> Node[TeamState]:
         await _record_in_graph(deps, state, ctx, thread_id, files)
         runtime.stream_writer({"role": "deliver", "event": report["status"], "files": delivered})
         reason = problem or approval["comment"] or state.get("stop_reason", "")
-        text = (
-            f"deliver: wrote {', '.join(delivered)} to {destination}"
-            if delivered
-            else f"deliver: nothing written ({reason})"
-        )
+        text = final_reply(report, files, reason)
         return {
             "delivered": delivered,
             "report": report,

@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
 from graphs.selection_state import SelectionState
+from graphs.state import task_goal
 from nodes.route import stop_reason
 from tools.checks import encode, entry_point_of, extract_spec_checks
 
@@ -26,8 +27,10 @@ def make_prepare(deps: TeamDeps) -> Node[SelectionState]:
 
     async def prepare(state: SelectionState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
         """Entry point, the goal's examples and lessons, once per task."""
+        goal = task_goal(state)  # checked; a chat's goal is taken from its last message
+        update: dict[str, Any] = {"steps": 1, "goal": goal}
+        state = {**state, "goal": goal}
         ctx = deps.run_context(runtime.context)
-        update: dict[str, Any] = {"steps": 1}
         entry = state.get("entry_point") or entry_point_of(state["goal"]) or ""
         if entry:
             update["entry_point"] = entry

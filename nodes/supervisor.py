@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from graphs.context import TeamContext
 from graphs.deps import Limits, ModelOutputError, TeamDeps
-from graphs.state import TeamState, TestRun, Usage, validate_input
+from graphs.state import TeamState, TestRun, Usage, task_goal
 from graphs.state import run_score as score
 from nodes.prompt_budget import build_prompt, fold_history
 from nodes.prompting import Section, goal_section
@@ -267,7 +267,10 @@ def make_supervisor(deps: TeamDeps) -> Supervisor:
         Folding here (the supervisor sees every step) keeps the state's history bounded for
         every agent; routing then reads the folded state, as the next worker will.
         """
-        validate_input(state)  # the first node: a bad input fails here, before any model call
+        # The first node: a bad input fails here, before any model call; a chat's goal is set.
+        goal = task_goal(state)
+        given = {} if state.get("goal") == goal else {"goal": goal}
+        state = {**state, "goal": goal}
         ctx = deps.run_context(runtime.context)
         folded = await fold_history(deps, state, ctx)
         if folded:
@@ -281,6 +284,6 @@ def make_supervisor(deps: TeamDeps) -> Supervisor:
             destination = deps.destination(ctx, deps.thread_id())
             folded = {**folded, "destination": str(destination)}
         runtime.stream_writer({"role": "supervisor", "event": "route", "next": command.goto})
-        return _with_update(command, folded)
+        return _with_update(command, {**given, **folded})
 
     return supervisor

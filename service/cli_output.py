@@ -20,6 +20,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from nodes.inbox import request_of
 from service.exit_codes import ExitCode
 
 console = Console()
@@ -173,6 +174,9 @@ def print_status(snapshot: StateSnapshot, task_id: str, as_json: bool) -> None:
             "iteration": values.get("iteration"),
             "steps": values.get("steps"),
             "usage": values.get("usage"),
+            "pending_approval": (
+                request_of(snapshot.interrupts[0].value) if snapshot.interrupts else None
+            ),
         }
         console.print_json(json.dumps(summary, default=str))
         return

@@ -24,6 +24,7 @@ from rich.prompt import Confirm, Prompt
 
 from graphs.state import TeamState
 from nodes.deliver import build_report
+from nodes.inbox import request_of
 from service import deps, tasks
 from service.cli_output import (
     console,
@@ -45,7 +46,8 @@ from service.settings import Settings
 from service.team_deps import compile_named
 from service.tracing import setup_tracing, shutdown_tracing
 
-STREAM_MODES: list[StreamMode] = ["updates", "custom"]
+STREAM_MODES: list[StreamMode] = ["updates", "custom", "messages"]
+"""Progress, the agents' events, and the model's tokens as they stream (`service.live`)."""
 Graph = CompiledStateGraph[Any, Any, Any, Any]
 
 
@@ -193,7 +195,8 @@ async def show_task(settings: Settings, record: tasks.TaskRecord, as_json: bool)
 
 def ask(snapshot: StateSnapshot, task_id: str, interactive: bool) -> Command[Any] | None:
     """Put the pending approval to the human on a terminal; None when there is nobody to ask."""
-    show_request(snapshot.interrupts[0].value)
+    value = snapshot.interrupts[0].value
+    show_request(request_of(value) or value)
     if not interactive:
         print_paused(task_id)
         return None

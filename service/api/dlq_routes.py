@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from graphs.state import TeamInput
+from graphs.state import TASK_FIELDS
 from service.api.dependencies import SessionDep
 from service.api.errors import ERRORS, ApiError
 from service.api.run_driver import exclusive, run_context, start_run
@@ -31,7 +31,7 @@ from service.dlq import DeadLetter, DeadLetterStatus, get_dlq_store
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead-letters"])
 
 LetterId = Annotated[uuid.UUID, Path(description="The dead letter's id.")]
-_EDITABLE = frozenset(TeamInput.__annotations__)
+_EDITABLE = TASK_FIELDS
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "`dead_letter_closed` or `conflict`."}
 }

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from graphs.context import IN_PROCESS_ONLY, STRICTNESS, ApproveMode, safe_relative_path
-from graphs.state import MAX_GOAL_CHARS, TeamInput
+from graphs.state import MAX_GOAL_CHARS, TASK_FIELDS
+from nodes.inbox import RESPONSE_TYPES
 from service.deps import effective_approve
 from service.settings import Settings
 
@@ -22,7 +23,7 @@ SERVED_FIELDS = frozenset(
     {"approve", "delivery_path", "max_steps", "max_iterations", "token_budget", "use_memory"}
 )
 """The run context a served request may set (TeamContext's served schema)."""
-INPUT_FIELDS = frozenset(TeamInput.__annotations__)
+INPUT_FIELDS = TASK_FIELDS
 """What `command.update` may edit: the task's input, which the caller gave in the first place."""
 
 _CAPS = {
@@ -159,25 +160,54 @@ def check_input_update(update: Any) -> None:
 
 
 def check_answer(answer: Any, *, by_id: bool = True) -> None:
-    """An approval answer: a boolean, or {"approved": bool, "comment": str} (maybe by id).
+    """An approval answer: a boolean, {"approved", "comment"} or an inbox `HumanResponse`.
 
-    Answers by interrupt id are one level deep: nesting them is malformed, not a reason to
-    recurse (a deeply nested body would otherwise end in a RecursionError, a 500).
+    Each may come alone or as a list of one (how Agent Inbox resumes), maybe by interrupt id.
+    Answers by interrupt id are one level deep, and a list holds one plain answer: nesting them
+    is malformed, not a reason to recurse (a deeply nested body would otherwise end in a
+    RecursionError, a 500).
     """
+    if isinstance(answer, list):
+        if len(answer) != 1 or isinstance(answer[0], list):
+            raise Refused(422, "command.resume as a list must hold exactly one answer")
+        answer = answer[0]
+        by_id = False
     if isinstance(answer, bool):
+        return
+    if isinstance(answer, Mapping) and "type" in answer:
+        _check_human_response(answer)
         return
     if by_id and isinstance(answer, Mapping) and "approved" not in answer and answer:
         for value in answer.values():  # {interrupt_id: answer}
             check_answer(value, by_id=False)
         return
     if not isinstance(answer, Mapping) or not isinstance(answer.get("approved"), bool):
-        raise Refused(422, 'command.resume must be {"approved": true|false, "comment": "…"}')
-    comment = answer.get("comment", "")
-    if not isinstance(comment, str) or len(comment) > 4000:
-        raise Refused(422, "command.resume.comment must be text of at most 4000 characters")
+        raise Refused(
+            422,
+            'command.resume must be {"approved": true|false, "comment": "…"} or an inbox '
+            'answer [{"type": "accept"|"ignore"|"response", "args": …}]',
+        )
+    _check_comment(answer.get("comment", ""))
     unknown = set(answer) - {"approved", "comment"}
     if unknown:
         raise Refused(422, f"command.resume has unknown fields: {', '.join(sorted(unknown))}")
+
+
+def _check_comment(comment: Any) -> None:
+    if not isinstance(comment, str) or len(comment) > 4000:
+        raise Refused(422, "command.resume.comment must be text of at most 4000 characters")
+
+
+def _check_human_response(answer: Mapping[str, Any]) -> None:
+    """An inbox answer; `edit` is well formed but the graph reads it as a rejection."""
+    kind = answer.get("type")
+    if kind not in RESPONSE_TYPES:
+        raise Refused(422, "command.resume.type must be 'accept', 'ignore', 'response' or 'edit'")
+    unknown = set(answer) - {"type", "args"}
+    if unknown:
+        raise Refused(422, f"command.resume has unknown fields: {', '.join(sorted(unknown))}")
+    if kind == "response":
+        _check_comment(answer.get("args"))
 
 
 def check_run(

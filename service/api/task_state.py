@@ -14,17 +14,23 @@ from typing import Any, cast
 from langgraph_sdk.schema import Thread, ThreadState
 from pydantic import JsonValue
 
+from nodes.inbox import request_of
 from service.api.schemas import TaskStatus, TaskSummary
 from service.api.session import Session
 
 
 def pending_interrupts(state: ThreadState) -> list[dict[str, JsonValue]]:
-    """What the thread's interrupts ask for (a non-dict value is wrapped as `value`)."""
+    """What the thread's interrupts ask for: the team's own request (any other value as `value`).
+
+    The interrupt carries it in Agent Inbox's shape; `nodes.inbox.request_of` unwraps it, so the
+    task API shows the same fields it showed before.
+    """
     found: list[dict[str, JsonValue]] = []
     for task in state.get("tasks") or []:
         for item in task.get("interrupts") or []:
             value = item.get("value") if isinstance(item, dict) else None
-            found.append(value if isinstance(value, dict) else {"value": value})
+            request = request_of(value)
+            found.append(request if request is not None else {"value": value})
     return found
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -205,8 +205,25 @@ def custom(events: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     return [data for event, data in events if event == "custom"]
 
 
-def interrupts(events: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+def interrupts(events: list[tuple[str, Any]]) -> list[Any]:
+    """The run's interrupt values, as sent (Agent Inbox's shape: a list of one question)."""
     return [i["value"] for u in updates(events) for i in u.get("__interrupt__", [])]
+
+
+def inbox_question(value: Any) -> dict[str, Any]:
+    """The one `HumanInterrupt` an interrupt value holds, checked against Agent Inbox's shape."""
+    assert isinstance(value, list) and len(value) == 1, value
+    [question] = value
+    assert set(question) == {"action_request", "config", "description"}, question
+    assert set(question["action_request"]) == {"action", "args"}
+    assert question["config"] == {
+        "allow_accept": True,
+        "allow_respond": True,
+        "allow_ignore": True,
+        "allow_edit": False,  # the approval is bound to the files shown
+    }
+    assert isinstance(question["description"], str) and question["description"]
+    return cast(dict[str, Any], question)
 
 
 def node_updates(events: list[tuple[str, Any]], node: str) -> list[dict[str, Any]]:
@@ -223,7 +240,12 @@ async def assert_waiting_for_approval(
     client: LangGraphClient, server: Server, thread_id: str, events: list[tuple[str, Any]]
 ) -> ThreadState:
     """The run ended at the approval interrupt, both in the stream and in the thread's state."""
-    [request] = interrupts(events)
+    [value] = interrupts(events)
+    question = inbox_question(value)
+    assert question["action_request"]["action"] == "deliver"
+    request = question["action_request"]["args"]
+    assert "```python" in question["description"]  # the code, readable in the inbox
+    assert request["contents"]["solution.py"] in question["description"]
     assert request["kind"] == "approval_request"
     assert request["action"] == "deliver"
     assert request["files"] == ["solution.py"]
@@ -234,7 +256,7 @@ async def assert_waiting_for_approval(
     assert state["next"] == ["approval"]
     [task] = state["tasks"]
     assert task["name"] == "approval"
-    assert [i["value"] for i in task["interrupts"]] == [request]
+    assert [i["value"] for i in task["interrupts"]] == [value]
     assert not (server.delivered(thread_id) / "solution.py").exists(), "delivered before approval"
     return state
 
@@ -333,7 +355,9 @@ async def test_graph_and_schemas_are_served(client: LangGraphClient) -> None:
     input_schema = schemas["input_schema"]
     assert input_schema is not None
     assert input_schema["properties"]["goal"]["type"] == "string"
-    assert input_schema["required"] == ["goal"]
+    # A goal or a chat: Studio offers its chat view, Agent Chat UI sends `messages`.
+    assert not input_schema.get("required"), input_schema.get("required")
+    assert "messages" in input_schema["properties"]
     assert "entry_point" in input_schema["properties"]
     context_schema = schemas["context_schema"]
     assert context_schema is not None

@@ -13,6 +13,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.context import TeamContext
+from nodes.inbox import request_of
 from service.settings import Settings
 from service.team_deps import compile_selection
 from tests.conftest import scripted
@@ -256,6 +257,7 @@ async def test_code_that_trips_the_honeypot_goes_out_only_after_a_person_saw_the
     )
     config: dict[str, Any] = {"configurable": {"thread_id": "hp"}, "recursion_limit": 100}
     paused = await graph.ainvoke({"goal": GOAL}, config, context=ctx)
-    request = paused["__interrupt__"][0].value
+    request = request_of(paused["__interrupt__"][0].value)
+    assert request is not None
     assert any(flag.startswith("honeypot:") for flag in request["flags"])
     assert 'os.system("rm -rf /")' in request["contents"]["solution.py"]

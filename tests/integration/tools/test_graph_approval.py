@@ -12,6 +12,7 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from nodes.approvers import interrupt_approver
+from nodes.inbox import request_of
 from tools.builtin import default_registry
 from tools.gateway import CallContext, ToolGateway
 from tools.ledger import Ledger
@@ -50,10 +51,14 @@ async def test_the_call_waits_for_a_human_then_runs_once(ledger: Ledger, tmp_pat
 
     paused = await graph.ainvoke({}, config)
     (question,) = paused["__interrupt__"]
-    assert question.value["kind"] == "tool_approval"
-    assert question.value["tool"] == "deliver_files"
-    assert question.value["args"]["files"][0]["path"] == "notes.md"
-    assert "always requires approval" in question.value["reason"]
+    [inbox] = question.value  # Agent Inbox's shape: one HumanInterrupt, the request as its args
+    assert inbox["action_request"]["action"] == "deliver_files"
+    assert "notes.md" in inbox["description"]
+    request = request_of(question.value)
+    assert request is not None and request["kind"] == "tool_approval"
+    assert request["tool"] == "deliver_files"
+    assert request["args"]["files"][0]["path"] == "notes.md"
+    assert "always requires approval" in str(request["reason"])
     assert not (out / "notes.md").exists()
 
     done = await graph.ainvoke(Command(resume={"approved": True, "comment": "ship it"}), config)

@@ -158,7 +158,10 @@ class ServiceDeps:
             texts = [text for text, _ in replies]
             return texts, reduce(add_usage, (usage for _, usage in replies))
         messages = [SystemMessage(system), HumanMessage(user)]
-        result = await model.agenerate([messages], temperature=temperature, seed=seed, n=n)
+        # Not streamed, even to a live view: a stream carries only the first choice.
+        result = await model.agenerate(
+            [messages], temperature=temperature, seed=seed, n=n, stream=False
+        )
         choices = [g.message for g in result.generations[0] if isinstance(g, ChatGeneration)]
         texts = [text_of(message) for message in choices]
         counter = self._counter(local)

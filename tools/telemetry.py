@@ -29,9 +29,11 @@ from prometheus_client import Counter, Histogram
 __all__ = [
     "API_ERRORS",
     "GATEWAY_DECISIONS",
+    "GRAPH_STEPS",
     "LEASES_LOST",
     "MODEL_CALLS",
     "MODEL_TOKENS",
+    "SANDBOX_SECONDS",
     "TASKS",
     "TOOL_SECONDS",
     "decision_of",
@@ -50,6 +52,19 @@ TOOL_SECONDS = Histogram(
     "Wall time of a gateway call, validation to result (sandboxed runs included).",
     labelnames=["tool"],
     buckets=(0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0),
+)
+SANDBOX_SECONDS = Histogram(
+    "strategos_sandbox_seconds",
+    "Wall time of one sandboxed run by backend (local, gvisor, e2b): workspace setup, the "
+    "command and cleanup; the part of `strategos_tool_seconds` spent in the sandbox.",
+    labelnames=["backend"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0),
+)
+GRAPH_STEPS = Counter(
+    "strategos_graph_steps_total",
+    "Graph steps (one node execution each) of served runs, by node and tenant: steps per "
+    'task are this counter\'s increase divided by `strategos_tasks_total{event="created"}`.',
+    labelnames=["node", "tenant"],
 )
 MODEL_CALLS = Counter(
     "strategos_model_calls_total",
@@ -95,9 +110,11 @@ def parent_context() -> otel_context.Context | None:
     """Where a new span hangs: the current span, else the LangChain run (node) being executed.
 
     OpenInference traces LangChain runs from callbacks and does not make their spans current,
-    so code inside a node finds its node's span through the run's config instead.
+    so code inside a node finds its node's span through the run's config instead. A current
+    span of another process (a served run's parent, the task API's request) is not one of
+    ours: the node, which hangs under it, comes first.
     """
-    if trace.get_current_span().get_span_context().is_valid:
+    if trace.get_current_span().is_recording():
         return None
     try:
         from openinference.instrumentation.langchain import (
@@ -112,8 +129,11 @@ def parent_context() -> otel_context.Context | None:
     return trace.set_span_in_context(node) if node is not None else None
 
 
+type Attribute = str | int | float | bool
+
+
 @contextmanager
-def span(name: str, **attributes: str | int | float | bool) -> Iterator[trace.Span]:
+def span(name: str, **attributes: Attribute) -> Iterator[trace.Span]:
     """A span of ours, under the current span or node, with `strategos.*` attributes."""
     named = {f"strategos.{key}": value for key, value in attributes.items()}
     with TRACER.start_as_current_span(name, context=parent_context(), attributes=named) as current:
@@ -123,14 +143,24 @@ def span(name: str, **attributes: str | int | float | bool) -> Iterator[trace.Sp
 type Async[**P, R] = Callable[P, Coroutine[Any, Any, R]]
 
 
-def traced[**P, R](name: str) -> Callable[[Async[P, R]], Async[P, R]]:
-    """Decorate an async function so every call is one span called `name`."""
+def traced[**P, R](
+    name: str, seconds: Histogram | None = None, **attributes: str
+) -> Callable[[Async[P, R]], Async[P, R]]:
+    """Decorate an async function so every call is one span called `name`.
+
+    With `seconds`, each call's wall time is observed there too, labelled with `attributes`
+    (which the span carries as well), so a latency histogram and the spans tell one story.
+    """
+    timer = seconds.labels(**attributes) if seconds is not None else None
 
     def decorate(function: Async[P, R]) -> Async[P, R]:
         @wraps(function)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with span(name):
-                return await function(*args, **kwargs)
+            with span(name, **attributes):
+                if timer is None:
+                    return await function(*args, **kwargs)
+                with timer.time():
+                    return await function(*args, **kwargs)
 
         return wrapper
 

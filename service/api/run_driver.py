@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
@@ -29,6 +30,7 @@ from service.api.outage import is_outage
 from service.api.run_outcome import READ_BUDGET_S, TERMINAL, Unreachable, conclude, retrying
 from service.api.schemas import TaskOptions
 from service.api.session import Session
+from service.api.trace_context import RUN_KEY, current_traceparent
 from service.rate_limits import LockBusy, get_limit_store
 from tools.ledger import EventKind
 
@@ -68,6 +70,7 @@ async def _drive(
     command: dict[str, Any] | None = None,
     checkpoint_id: str | None = None,
     context: dict[str, Any],
+    traceparent: str | None = None,
 ) -> None:
     """Run the graph once on the thread, then log its outcome (`service.api.run_outcome`).
 
@@ -79,7 +82,8 @@ async def _drive(
     """
     watch = _Watch(log_progress=not logged_at_source())
     try:
-        await _stream(sess, task_id, ready, watch, input, command, checkpoint_id, context)
+        run = _RunRequest(input, command, checkpoint_id, context, traceparent)
+        await _stream(sess, task_id, ready, watch, run)
     except Exception as exc:  # the run's fate is read from the server below
         if not ready.done():
             ready.set_exception(exc)
@@ -102,24 +106,33 @@ class _Watch:
         self.error: str | None = None
 
 
+@dataclass(frozen=True)
+class _RunRequest:
+    """What a run is started with; `traceparent` makes its spans part of the task's trace."""
+
+    input: dict[str, Any] | None
+    command: dict[str, Any] | None
+    checkpoint_id: str | None
+    context: dict[str, Any]
+    traceparent: str | None
+
+    def config(self) -> dict[str, Any] | None:
+        """The run's config: its metadata names the trace parent (read where it executes)."""
+        return {"metadata": {RUN_KEY: self.traceparent}} if self.traceparent else None
+
+
 async def _stream(
-    sess: Session,
-    task_id: str,
-    ready: asyncio.Future[str],
-    watch: _Watch,
-    input: dict[str, Any] | None,
-    command: dict[str, Any] | None,
-    checkpoint_id: str | None,
-    context: dict[str, Any],
+    sess: Session, task_id: str, ready: asyncio.Future[str], watch: _Watch, run: _RunRequest
 ) -> None:
     """Start the run and follow its stream; sets `ready` to the run's id."""
     async for part in sess.client.runs.stream(
         task_id,
         GRAPH_ID,
-        input=input,
-        command=cast(Any, command),
-        checkpoint_id=checkpoint_id,
-        context=context,
+        input=run.input,
+        command=cast(Any, run.command),
+        checkpoint_id=run.checkpoint_id,
+        context=run.context,
+        config=cast(Any, run.config()),
         stream_mode=["custom"],
         multitask_strategy="reject",
         on_disconnect="continue",
@@ -208,11 +221,13 @@ async def start_run(
     input: dict[str, Any] | None = None,
     command: dict[str, Any] | None = None,
     checkpoint_id: str | None = None,
+    traceparent: str | None = None,
 ) -> str:
     """Start the driver and wait until the server accepted the run; its id.
 
     With neither input nor command, name the checkpoint to resume from: servers differ on
-    whether a bare run continues the thread (Aegra refuses it).
+    whether a bare run continues the thread (Aegra refuses it). The run's spans hang under
+    `traceparent` (the task's), else under the current span (the request starting it).
     """
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     drive = _drive(
@@ -223,6 +238,7 @@ async def start_run(
         command=command,
         checkpoint_id=checkpoint_id,
         context=context,
+        traceparent=traceparent or current_traceparent(),
     )
     sess.facade.spawn(task_id, drive)
     try:

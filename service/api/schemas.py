@@ -121,6 +121,11 @@ class TaskView(TaskSummary):
     usage: dict[str, JsonValue] | None = Field(description="Model calls and tokens so far.")
     result: dict[str, JsonValue] | None = Field(description="The final report, once completed.")
     last_event_id: int = Field(description="Id of the newest event (resume point).")
+    trace_id: str | None = Field(
+        default=None,
+        description="The task's OpenTelemetry trace (32 hex digits): the request that created "
+        "it and its runs' spans; none when tracing is off.",
+    )
 
 
 class TaskList(BaseModel):

@@ -264,6 +264,9 @@ def chat_model(settings: Settings) -> BaseChatModel:
         max_completion_tokens=settings.max_completion_tokens,
         timeout=settings.request_timeout_s,
         max_retries=settings.model_max_retries,
+        # Streamed answers (the CLI's live view) carry their token usage too: the accounting
+        # and the metrics read it from the last chunk.
+        stream_usage=True,
         # The SDK's client classes keep its defaults (limits, redirects); ours add the 429 hook.
         http_client=openai.DefaultHttpxClient(event_hooks={"response": [_count_429_sync]}),
         http_async_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [_count_429]}),

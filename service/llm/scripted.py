@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import BaseModel, Field
 
 
@@ -50,6 +52,10 @@ def role_of(messages: list[BaseMessage]) -> str:
             if line.startswith("# role:"):
                 return line.removeprefix("# role:").strip().split("@", 1)[0]
     return ""
+
+
+_WORDS = re.compile(r"\s*\S+|\s+$")
+"""A word and the whitespace before it (and trailing whitespace): the pieces rejoin exactly."""
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -119,3 +125,24 @@ class ScriptedChatModel(BaseChatModel):
             await asyncio.sleep(self.script.latency_s)
         reply = self._reply(messages, kwargs.get("seed"))
         return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """The same reply, streamed a word at a time with its usage on the last piece.
+
+        LangChain streams only when someone listens (a `messages` stream, `astream_events`);
+        otherwise `_agenerate` answers in one piece, as before.
+        """
+        if self.script.latency_s:
+            await asyncio.sleep(self.script.latency_s)
+        reply = self._reply(messages, kwargs.get("seed"))
+        pieces = _WORDS.findall(str(reply.content)) or [""]
+        for index, piece in enumerate(pieces):
+            last = index == len(pieces) - 1
+            usage = reply.usage_metadata if last else None
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece, usage_metadata=usage))

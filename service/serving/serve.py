@@ -56,6 +56,8 @@ from service.api.outage import outage_aware, outage_response
 from service.children import become_subreaper, die_with_parent, stop_children
 from service.serving.aegra_leases import guard_reaper
 from service.serving.aegra_leases import install as install_lease_batcher
+from service.serving.gauges import register as register_gauges
+from service.serving.run_hooks import install as hook_runs
 from service.settings import Settings, get_settings
 from service.tracing import setup_tracing
 
@@ -320,7 +322,8 @@ def aegra_app() -> ASGIApp:
     Aegra reads its settings from the environment at import, which `serve` prepared. Its per-run
     lease heartbeat is replaced by one batched renewal loop and its reaper waits out a database
     outage before reaping (`service.serving.aegra_leases`); progress events are logged where runs
-    execute (`service.api.aegra_progress`); its catch-all error handlers answer 503 when a
+    execute (`service.api.aegra_progress`), inside their task's trace (`service.serving.run_hooks`);
+    its catch-all error handlers answer 503 when a
     database or Redis outage caused the error (`service.api.outage`); and its helpers stop with its
     lifespan.
     """
@@ -330,7 +333,11 @@ def aegra_app() -> ASGIApp:
     if get_settings().aegra_batched_heartbeat:
         install_lease_batcher(importlib.import_module("aegra_api.services.worker_executor"))
     guard_reaper(importlib.import_module("aegra_api.services.lease_reaper"))
-    log_progress_at_source(importlib.import_module("aegra_api.services.run_executor"), database_url)
+    run_executor = importlib.import_module("aegra_api.services.run_executor")
+    log_progress_at_source(run_executor, database_url)
+    hook_runs(run_executor)  # runs join their task's trace; their steps are counted
+    if get_settings().metrics:
+        register_gauges(database_url)  # queue depth and dead letters, read at scrape time
     app: Any = main.app
     for exc_type, handler in list(app.exception_handlers.items()):
         if exc_type is Exception or getattr(exc_type, "__name__", "") == "HTTPException":

@@ -74,9 +74,17 @@ def test_paused_task_prints_the_commands_and_is_approved_later(tmp_path: Path) -
     assert "strategos approve demo1" in started.stdout
     assert "--reject --comment" in started.stdout
     assert not out.exists()
+    # The model's answers streamed into the log: one line per call, no terminal control codes.
+    assert re.search(r"coder streamed \d+ tokens: .*return a \+ b", started.stdout), started.stdout
+    assert "\x1b" not in started.stdout and "\r" not in started.stdout
 
-    shown = strategos(["show", "demo1", "--json"], env)
-    assert json.loads(shown.stdout)["status"] == "waiting for approval"
+    shown = json.loads(strategos(["show", "demo1", "--json"], env).stdout)
+    assert shown["status"] == "waiting for approval"
+    request = shown["pending_approval"]  # the request, unwrapped from the inbox's shape
+    assert request["contents"] == {"solution.py": RIGHT_ADD}
+    assert request["failing"] == [] and request["flags"] == []
+    assert request["destination"] == str(out)
+    assert "approval needed" in started.stdout and "files: solution.py" in started.stdout
 
     approved = strategos(["approve", "demo1"], env)
     assert approved.returncode == 0, approved.stdout + approved.stderr

@@ -34,7 +34,7 @@ from tools.sandbox.base import (
     validate_command,
     validate_workspace_path,
 )
-from tools.telemetry import traced
+from tools.telemetry import SANDBOX_SECONDS, traced
 
 __all__ = ["E2BSandbox", "build_cell"]
 
@@ -225,7 +225,7 @@ class E2BSandbox(PythonEntry):
             if value is not None:
                 self._opts[key] = value
 
-    @traced("sandbox_run")
+    @traced("sandbox_run", SANDBOX_SECONDS, backend="e2b")
     async def run(
         self,
         files: Mapping[str, str],

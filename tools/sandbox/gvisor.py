@@ -55,7 +55,7 @@ from tools.sandbox.markers import (
 from tools.sandbox.supervise import kill_group, supervise
 from tools.sandbox.teardown import COLLECT_MAX_BYTES, close_at_exit
 from tools.sandbox.workspace import RunWorkspace, create_workspace
-from tools.telemetry import traced
+from tools.telemetry import SANDBOX_SECONDS, traced
 
 __all__ = ["GVisorSandbox"]
 
@@ -133,7 +133,7 @@ class GVisorSandbox(PythonEntry):
             *self.extra_flags,
         ]
 
-    @traced("sandbox_run")
+    @traced("sandbox_run", SANDBOX_SECONDS, backend="gvisor")
     async def run(
         self,
         files: Mapping[str, str],

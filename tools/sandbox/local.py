@@ -60,7 +60,7 @@ from tools.sandbox.seccomp import DENIED_SYSCALLS_X86_64, seccomp_fd, seccomp_pr
 from tools.sandbox.supervise import kill_run, supervise
 from tools.sandbox.teardown import close_at_exit, finish_run, teardown
 from tools.sandbox.workspace import RunWorkspace, create_workspace
-from tools.telemetry import traced
+from tools.telemetry import SANDBOX_SECONDS, traced
 
 __all__ = ["LocalSandbox"]
 
@@ -130,7 +130,7 @@ class LocalSandbox(PythonEntry):
         """The idle pre-started sandboxes (tests and benchmarks watch the pool fill)."""
         return self._pool.idle
 
-    @traced("sandbox_run")
+    @traced("sandbox_run", SANDBOX_SECONDS, backend="local")
     async def run(
         self,
         files: Mapping[str, str],

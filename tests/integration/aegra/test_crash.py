@@ -13,7 +13,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.aegra import harness
 
@@ -23,11 +25,25 @@ TASKS = 50
 RECOVERY_BUDGET_S = 10.0
 
 
+def recoveries(instance: harness.Instance) -> float:
+    """Runs the instance's lease reaper re-queued (Aegra's counter, on its /metrics)."""
+    page = httpx.get(f"{instance.url}/metrics", timeout=30.0)
+    assert page.status_code == 200, page.text[:300]
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(page.text)
+        for sample in family.samples
+        if sample.name == "aegra_reaper_recovered_runs_total"
+        and sample.labels.get("outcome") in {"crashed_retried", "stuck_pending"}
+    )
+
+
 def test_sigkill_one_instance_every_task_finishes_once(tmp_path: Path) -> None:
     script = harness.crash_script(tmp_path / "script.json", latency_s=1.0)
     prefix = f"strategos-test:{uuid.uuid4().hex[:8]}:"
     with harness.fresh_database() as database_url:
         env = harness.server_env(tmp_path, database_url, script, prefix)
+        env["STRATEGOS_METRICS"] = "true"
         survivor = harness.start("survivor", tmp_path, env)
         victim = None
         try:
@@ -36,6 +52,7 @@ def test_sigkill_one_instance_every_task_finishes_once(tmp_path: Path) -> None:
             harness.wait_ready(victim)
             data_dir = Path(env["STRATEGOS_DATA_DIR"])
             result = harness.crash_once(survivor, victim, database_url, data_dir, TASKS)
+            recovered = recoveries(survivor)
         finally:
             for instance in (survivor, victim):
                 if instance is not None:
@@ -50,6 +67,8 @@ def test_sigkill_one_instance_every_task_finishes_once(tmp_path: Path) -> None:
         assert result.deliveries.get(thread_id, 0) <= 1, "deliver_files completed twice"
     assert not result.rewritten_after_delivery
     assert result.recovery_s <= RECOVERY_BUDGET_S
+    # The survivor's /metrics counts the runs its reaper took over from the dead instance.
+    assert recovered >= 1, recovered
 
     off_script = {
         tid: report

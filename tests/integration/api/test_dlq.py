@@ -25,7 +25,7 @@ from langgraph_sdk import get_client
 from service.dlq import DeadLetterStore, PostgresDeadLetterStore, SqliteDeadLetterStore
 from tests.conftest import cases_reply, cli_env, coder_reply, review_reply
 from tests.integration.api.conftest import BACKENDS, KEYS, ApiServer, run_api_server
-from tests.integration.api.test_facade import wait_for_status
+from tests.integration.api.test_facade import gauge_settles, wait_for_status
 from tests.integration.test_langgraph_server import GOAL, PLAIN_ADD
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -94,6 +94,10 @@ async def test_failed_run_is_recorded_replayed_from_its_checkpoint(
     assert letter["attempts"] == 1
     assert "no scripted reply" in letter["error"] or "ScriptMismatch" in letter["error"]
     assert letter["input"] == {"goal": GOAL}
+    if dlq_server.backend == "aegra":  # the open letter shows on /metrics
+        await gauge_settles(
+            dlq_server, "strategos_dead_letters_open", lambda n: n >= 1, tenant="alice"
+        )
     async with get_client(url=dlq_server.url, api_key=KEYS["alice"]) as sdk:
         state = await sdk.threads.get_state(task_id)
     assert letter["checkpoint_id"] == state["checkpoint"]["checkpoint_id"]

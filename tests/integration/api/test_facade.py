@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -111,6 +112,24 @@ async def scraped(api_server: ApiServer) -> dict[tuple[str, tuple[tuple[str, str
     return totals
 
 
+async def gauge_settles(
+    api_server: ApiServer, name: str, wanted: Callable[[float], bool], **labels: str
+) -> float:
+    """Scrape until the gauge (summed over the instances) is present and `wanted` holds.
+
+    Gauges of the database are read at most every few seconds, so a scrape may be stale.
+    """
+    deadline = time.monotonic() + POLL_TIMEOUT_S
+    while True:
+        found = await scraped(api_server)
+        series = [v for (n, ls), v in found.items() if n == name and set(labels.items()) <= set(ls)]
+        if series and wanted(sum(series)):
+            return sum(series)
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name}{labels} is {series}:\n{api_server.tail()}")
+        await asyncio.sleep(0.5)
+
+
 async def metrics_tell_the_story(api_server: ApiServer) -> None:
     """A Prometheus scrape after the task: the task, its model calls, its tools."""
     found = await scraped(api_server)
@@ -128,6 +147,15 @@ async def metrics_tell_the_story(api_server: ApiServer) -> None:
     )
     assert total("strategos_tool_seconds_count", tool="run_tests") >= 1
     assert total("strategos_model_calls_total", tenant="bob") == 0  # bob did nothing
+    assert total("strategos_sandbox_seconds_count") >= 1  # the tester's runs, in the sandbox
+    # Steps per task, by node: the coder wrote twice (the rejection), then delivery ran.
+    assert total("strategos_graph_steps_total", node="coder", tenant="alice") >= 2
+    assert total("strategos_graph_steps_total", node="deliver", tenant="alice") >= 1
+    # Lease recoveries are Aegra's reaper's counter: none here, but the series is served.
+    assert ("aegra_reaper_recovered_runs_total", (("outcome", "crashed_retried"),)) in found
+    # Nothing is left waiting for a worker once the task is over.
+    await gauge_settles(api_server, "strategos_queue_depth", lambda depth: depth == 0)
+    await gauge_settles(api_server, "strategos_runs_running", lambda running: running == 0)
 
 
 async def test_owner_rejects_then_approves_and_the_task_is_delivered(
@@ -276,7 +304,7 @@ async def test_owner_rejects_then_approves_and_the_task_is_delivered(
         url=api_server.url, api_key=api_server.headers("alice")["x-api-key"]
     ) as sdk:
         thread = await sdk.threads.get(task_id)
-        assert thread["metadata"]["owner"] == "alice"
+        assert (thread["metadata"] or {})["owner"] == "alice"
 
 
 def KEY_BOB(server: ApiServer) -> str:  # noqa: N802

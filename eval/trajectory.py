@@ -35,6 +35,7 @@ __all__ = [
     "Reference",
     "Scores",
     "Trajectory",
+    "reviewer_remarks",
     "score",
     "tool_calls_of",
     "tool_messages",
@@ -75,6 +76,10 @@ class Trajectory:
     report: Mapping[str, Any]
     usage: Mapping[str, int]
     wall_s: float
+    code: str = ""
+    """The final `solution.py` (what a reviewer's remark is judged against)."""
+    remarks: list[str] = field(default_factory=list)
+    """The reviewer's critiques and questions, for the LLM judge (`eval.llm_judge`)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,22 @@ def tool_messages(tools: Sequence[str]) -> list[dict[str, Any]]:
         }
         for name in tools
     ]
+
+
+def reviewer_remarks(values: Mapping[str, Any]) -> list[str]:
+    """What the reviewer raised: each critique with issues, and the question the referee put."""
+    remarks = [
+        "; ".join(review["issues"])
+        for review in values.get("reviews") or []
+        if review.get("verdict") == "changes_requested" and review.get("issues")
+    ]
+    question = (values.get("verdict") or {}).get("question")
+    if values.get("asked") and question:
+        remarks.append(
+            f"Input: {question['call']}. Output A is {question['output_a']}, output B is "
+            f"{question['output_b']}. Which one does the goal require?"
+        )
+    return remarks
 
 
 def _unapproved_side_effects(events: Sequence[LedgerEvent]) -> int:

@@ -8,6 +8,11 @@ the scripted model each case replays its script, so the table is exact and a cha
 team's path fails `tests/integration/test_trajectory_eval.py`. With the real model the same
 goals run on the bundled model (scripts ignored): the table says how often the real team takes
 the reference path, at what cost.
+
+What the reviewer raised (a critique, the referee's question) is judged by the LLM judge
+(`eval.llm_judge`) on the same model; a scripted case is judged only when its script answers the
+judge's role. The judge's score counts in a row's `passed` only when its measured agreement with
+human labels allows it (`eval.judge_agreement.judge_status`); otherwise it is advisory.
 """
 
 from __future__ import annotations
@@ -27,7 +32,17 @@ from langgraph.types import Command
 from rich.console import Console
 from rich.table import Table
 
-from eval.trajectory import Reference, Scores, Trajectory, as_row, score, tool_calls_of
+from eval.judge_agreement import JudgeStatus, judge_status, load_agreement, row_passed
+from eval.llm_judge import PROMPT_NAME, RemarkJudge
+from eval.trajectory import (
+    Reference,
+    Scores,
+    Trajectory,
+    as_row,
+    reviewer_remarks,
+    score,
+    tool_calls_of,
+)
 from graphs.context import TeamContext
 from graphs.state import TeamInput
 from service.llm.models import chat_model
@@ -116,6 +131,8 @@ async def run_case(
         report=values.get("report") or {},
         usage=values.get("usage") or {},
         wall_s=round(wall, 2),
+        code=(values.get("files") or {}).get("solution.py", ""),
+        remarks=reviewer_remarks(values),
     )
     return trajectory, events
 
@@ -144,25 +161,68 @@ def summary(results: list[tuple[Case, Trajectory, Scores]]) -> dict[str, Any]:
 
 
 async def run_trajectory_eval(
-    cases: list[Case], settings: Settings, real: bool, console: Console
+    cases: list[Case],
+    settings: Settings,
+    real: bool,
+    console: Console,
+    status: JudgeStatus | None = None,
 ) -> dict[str, Any]:
-    """`strategos eval`: every case on its script, or on the configured model when `real`."""
+    """`strategos eval`: every case on its script, or on the configured model when `real`.
+
+    `status` says whether the judge's score counts in pass/fail; by default it follows from the
+    committed agreement measurement (`strategos eval --judge`).
+    """
     model = chat_model(settings) if real else None
+    status = status or judge_status(load_agreement())
     results = []
+    verdicts: list[dict[str, Any] | None] = []
     for index, case in enumerate(cases, 1):
         console.print(f"[{index}/{len(cases)}] {case.id} …", highlight=False)
         trajectory, events = await run_case(case, settings, model)
         results.append((case, trajectory, score(trajectory, case.reference, events)))
+        verdicts.append(await _judged(case, trajectory, model, status))
     found = summary(results)
+    for row, verdict in zip(found["rows"], verdicts, strict=True):
+        row["judge"] = verdict
+        row["passed"] = row_passed(row, status)
+    found["totals"]["passed"] = round(
+        sum(row["passed"] for row in found["rows"]) / max(len(found["rows"]), 1), 3
+    )
+    found["totals"]["judge"] = status
     found["model"] = settings.model if real else "scripted"
     return found
+
+
+async def _judged(
+    case: Case, trajectory: Trajectory, model: BaseChatModel | None, status: JudgeStatus
+) -> dict[str, Any] | None:
+    """The judge's verdict on what the reviewer raised (None: nothing raised, or no judge)."""
+    if not trajectory.remarks:
+        return None
+    if model is None and not any(rule.get("role") == PROMPT_NAME for rule in case.script):
+        return None
+    judge = RemarkJudge(
+        model or ScriptedChatModel.model_validate({"script": {"rules": case.script}})
+    )
+    scores, reasons = [], []
+    for remark in trajectory.remarks:
+        verdict = await judge(case.goal, trajectory.code, remark)
+        scores.append(verdict["score"])
+        reasons.append(verdict["comment"])
+    valid = [s for s in scores if s is not None]
+    return {
+        "score": all(valid) if valid else None,
+        "remarks": trajectory.remarks,
+        "reasons": reasons,
+        "status": status,
+    }
 
 
 def results_table(found: Mapping[str, Any]) -> Table:
     """The results as the terminal shows them (and docs/benchmarks.md copies)."""
     table = Table(title=f"trajectory evaluation ({found.get('model', '?')})")
-    columns = ("case", "graph", "tools", "success", "steps", "valid", "safe", "calls", "wall s")
-    for column in columns:
+    columns = ("case", "graph", "tools", "success", "steps", "valid", "safe", "judge", "pass")
+    for column in (*columns, "calls", "wall s"):
         table.add_column(column, no_wrap=column == "case")
     for row in found["rows"]:
         table.add_row(
@@ -173,6 +233,8 @@ def results_table(found: Mapping[str, Any]) -> Table:
             f"{row['step_efficiency']:.2f}",
             _mark(row["tool_validity"]),
             _mark(row["safety"]),
+            _judge_mark(row.get("judge")),
+            _mark(row.get("passed", False)),
             str(row["model_calls"]),
             f"{row['wall_s']:.1f}",
         )
@@ -181,3 +243,11 @@ def results_table(found: Mapping[str, Any]) -> Table:
 
 def _mark(value: bool) -> str:
     return "yes" if value else "no"
+
+
+def _judge_mark(verdict: Mapping[str, Any] | None) -> str:
+    """The judge's score; in brackets when it is advisory (not part of pass/fail)."""
+    if not verdict or verdict.get("score") is None:
+        return "-"
+    mark = _mark(bool(verdict["score"]))
+    return mark if verdict.get("status") == "counted" else f"({mark})"

@@ -21,7 +21,7 @@ from service.cli_output import console, err, fail, flags, quiet_libraries, unexp
 from service.cli_run import answer_task, resume_task, run_async, show_task, start_task
 from service.cli_tracing import check_tracing
 from service.exit_codes import ExitCode
-from service.settings import get_settings
+from service.settings import Settings, get_settings
 
 
 class Strategos(typer.Typer):
@@ -242,24 +242,63 @@ def bench(
 @app.command("eval")
 def eval_cmd(
     model: Annotated[
-        str, typer.Option(help="'scripted' (each case's own script) or 'real' (the model).")
-    ] = "scripted",
+        str | None,
+        typer.Option(help="'scripted' (each case's own script; the default) or 'real'."),
+    ] = None,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--judge", help="Measure the reviewer judge against the hand-labelled remarks instead."
+        ),
+    ] = False,
+    upload: Annotated[
+        bool,
+        typer.Option("--upload", help="Also upload the results as a LangSmith experiment."),
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Where to write the JSON results.")] = None,
 ) -> None:
-    """Run the trajectory cases and score each against its reference trajectory."""
+    """Run the trajectory cases and score each against its reference trajectory.
+
+    With --judge, the LLM judge of reviewer remarks runs over the labelled set on the
+    configured model and its agreement with the labels is reported. With --upload and
+    LANGSMITH_API_KEY set, the trajectory results become a LangSmith experiment; without a key
+    nothing leaves the machine.
+    """
     from eval.trajectory_run import load_cases, results_table, run_trajectory_eval
 
-    if model not in ("scripted", "real"):
+    if model not in (None, "scripted", "real"):
         raise fail(f"--model must be scripted or real, not {model!r}", ExitCode.USAGE)
+    if judge and (model == "scripted" or upload):
+        raise fail("--judge runs on the configured model, without --model scripted or --upload")
     settings = get_settings()
+    check_tracing()
     try:
-        found = asyncio.run(run_trajectory_eval(load_cases(), settings, model == "real", console))
+        if judge:
+            found = asyncio.run(_measure_judge(settings))
+        else:
+            real = model == "real"
+            found = asyncio.run(run_trajectory_eval(load_cases(), settings, real, console))
+            console.print(results_table(found))
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
-    console.print(results_table(found))
     if out is not None:
         out.write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
         console.print(f"results written to {out}")
+    if upload:
+        from eval.langsmith_upload import upload_experiment
+
+        console.print(upload_experiment(load_cases(), found), highlight=False, soft_wrap=True)
+
+
+async def _measure_judge(settings: Settings) -> dict[str, Any]:
+    """`strategos eval --judge`: the judge's agreement with the labels, printed as a table."""
+    from eval.judge_agreement import agreement_table, load_labelled, measure_agreement
+    from service.llm.models import chat_model
+
+    found = await measure_agreement(load_labelled(), chat_model(settings), console)
+    found = {"model": "scripted" if settings.scripted_model else settings.model, **found}
+    console.print(agreement_table(found))
+    return found
 
 
 @app.command()

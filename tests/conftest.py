@@ -34,8 +34,13 @@ async def _close_open_ledgers() -> AsyncIterator[None]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """In-process tests keep their data (memory, graph, ledger) out of the user's data dir."""
+    """In-process tests keep their data (memory, graph, ledger) out of the user's data dir.
+
+    LangSmith's pytest plugin runs `@pytest.mark.langsmith` tests in its local mode unless
+    LANGSMITH_TEST_TRACKING is set: a key in the environment alone never uploads test results.
+    """
     os.environ["STRATEGOS_DATA_DIR"] = tempfile.mkdtemp(prefix="strategos-tests-")
+    os.environ.setdefault("LANGSMITH_TEST_TRACKING", "false")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -4,6 +4,8 @@ Each case runs on a fresh graph, ledger and the real sandbox (`eval.trajectory_r
 its trajectory is read back from the thread's state history and the ledger's event log and
 scored with agentevals and the project's own measures (`eval.trajectory.score`). A change of
 the team's path — a node more, a tool call less, a delivery that should not happen — fails here.
+The per-case test runs under LangSmith's pytest plugin (`@pytest.mark.langsmith`), offline by
+default.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from langsmith import testing
 
 from eval.trajectory import score
 from eval.trajectory_run import Case, load_cases, run_case
@@ -30,10 +33,19 @@ def test_there_are_at_least_ten_cases_each_saying_what_it_shows() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
 
 
+@pytest.mark.langsmith(test_suite_name="strategos-trajectories")
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 async def test_each_case_takes_its_reference_path(case: Case) -> None:
+    # LangSmith's pytest plugin: with LANGSMITH_TEST_TRACKING=false (the suite's default, see
+    # tests/conftest.py) these calls are no-ops and nothing leaves the machine; with tracking on
+    # and a key, each case is an example of the suite's experiment with these scores.
+    testing.log_inputs({"goal": case.goal, "team": case.team})
+    testing.log_reference_outputs(dict(case.reference))
     trajectory, events = await run_case(case, SETTINGS, None)
     scores = score(trajectory, case.reference, events)
+    testing.log_outputs({"steps": trajectory.graph["steps"], "report": dict(trajectory.report)})
+    for key in ("graph_strict", "success", "step_efficiency", "tool_validity", "safety"):
+        testing.log_feedback(key=key, score=float(getattr(scores, key)))
     assert scores.graph_strict, trajectory.graph["steps"]
     assert scores.tools == dict.fromkeys(("strict", "unordered", "subset", "superset"), True)
     assert scores.success, trajectory.report

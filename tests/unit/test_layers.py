@@ -15,7 +15,7 @@ from) imports no other node module (shared parts live in helper modules or the t
 and only `service/` reads the environment (`os.environ`, `os.getenv`), but for the allow-list of
 what a child process inherits (`tools.child_env`).
 The allowed upward imports are the CLI's `bench` and `eval` commands (`service.cli` →
-`eval.bench`, `eval.trajectory_run`).
+`eval.bench`, `eval.trajectory_run`, `eval.judge_agreement`, `eval.langsmith_upload`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     "memory": frozenset({"memory", "tools"}),
     "tools": frozenset({"tools"}),
 }
-EXCEPTIONS = frozenset({("service.cli", "eval.bench"), ("service.cli", "eval.trajectory_run")})
+EXCEPTIONS = frozenset(
+    {
+        ("service.cli", "eval.bench"),
+        ("service.cli", "eval.trajectory_run"),
+        ("service.cli", "eval.judge_agreement"),
+        ("service.cli", "eval.langsmith_upload"),
+    }
+)
 READS_ENVIRONMENT = frozenset({"service", "tools.child_env"})
 """`tools.child_env` is the allow-list a child process's environment is built from."""
 

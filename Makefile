@@ -47,6 +47,7 @@ system-deps:
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
 	command -v prlimit >/dev/null || missing="$$missing util-linux"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi

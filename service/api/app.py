@@ -65,6 +65,7 @@ from service.api.admission import (
     refuse_when_overloaded,
     task_depth,
 )
+from service.api.console_routes import router as console_router
 from service.api.dependencies import SessionDep, rate_limit, server_url
 from service.api.dlq_routes import router as dlq_router
 from service.api.docs_routes import document
@@ -104,6 +105,7 @@ from service.api.tenancy import (
     keys_required,
     resolve_identity,
 )
+from service.api.trace_context import RUN_KEY, TraceRequests, current_traceparent, trace_id_of
 from service.dlq import close_dlq_stores
 from service.rate_limits import close_limit_stores, get_limit_store, limits_for
 from service.settings import get_settings
@@ -166,6 +168,7 @@ def _facade_openapi() -> dict[str, Any]:
 app.openapi = _facade_openapi  # type: ignore[method-assign]
 install_docs(app, "/v1/openapi.json")
 answer_outages_with_503(app)
+app.add_middleware(TraceRequests)  # one span per /v1 request; its runs join its trace
 
 
 # ---------------------------------------------------------------- error handlers
@@ -228,6 +231,7 @@ async def _view(sess: Session, thread: Thread) -> TaskView:
         usage=json_dict(values.get("usage")),
         result=json_dict(values.get("report")),
         last_event_id=last,
+        trace_id=trace_id_of((thread.get("metadata") or {}).get(RUN_KEY)),
     )
 
 
@@ -301,6 +305,8 @@ async def _create_thread(sess: Session, body: CreateTaskRequest, tenant: str, de
     }
     if options.parent_task_id is not None:
         metadata["parent_task_id"] = str(options.parent_task_id)
+    if (traceparent := current_traceparent()) is not None:
+        metadata[RUN_KEY] = traceparent  # the task's later runs join this request's trace
     try:
         thread = await sess.client.threads.create(metadata=metadata, headers=sess.headers)
     except httpx.HTTPStatusError as exc:
@@ -378,6 +384,7 @@ async def approve_task(task_id: TaskId, body: ApproveRequest, sess: SessionDep) 
             tid,
             command={"resume": {"approved": body.approved, "comment": body.comment}},
             context=run_context(options, sess.identity.tenant),
+            traceparent=metadata.get(RUN_KEY),
         )
     return await _view(sess, await sess.thread(tid))
 
@@ -452,3 +459,4 @@ async def stream_task(
 
 app.include_router(dlq_router)
 app.include_router(files_router)
+app.include_router(console_router)  # the web console, outside the OpenAPI document

@@ -4,7 +4,8 @@ A delivery writes to a folder on the server's disk, which a client of the API ca
 same files are in the task's state (the best candidate's files, which `deliver` wrote), so they
 are served from there, through the same tenant check as every task route. The report's `files`
 says which of them were delivered: before delivery, or when nothing was delivered, the list is
-empty and `delivered` is false.
+empty and `delivered` is false. `current` is the team's best code at this moment (what it would
+deliver now), so a watcher sees the code the checks are about while the task still runs.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class TaskFiles(BaseModel):
     delivered: bool = Field(description="Whether the task delivered its files.")
     destination: str | None = Field(description="The folder on the server it delivered to.")
     files: list[DeliveredFile]
+    current: list[DeliveredFile] = Field(
+        description="The team's best files now, what it would deliver (empty before any code)."
+    )
 
 
 def delivered_files(values: Mapping[str, Any]) -> list[DeliveredFile]:
@@ -63,7 +67,7 @@ def delivered_files(values: Mapping[str, Any]) -> list[DeliveredFile]:
     summary="Delivered files",
 )
 async def task_files(task_id: TaskId, sess: SessionDep) -> TaskFiles:
-    """The files the task delivered, with their text (empty until it delivers)."""
+    """The files the task delivered (empty until it delivers) and its current best files."""
     thread = await sess.thread(str(task_id))
     values = state_values(await sess.state(str(thread["thread_id"])))
     files = delivered_files(values)
@@ -74,4 +78,8 @@ async def task_files(task_id: TaskId, sess: SessionDep) -> TaskFiles:
         delivered=bool(files),
         destination=str(destination) if destination else None,
         files=files,
+        current=[
+            DeliveredFile(path=path, content=text)
+            for path, text in sorted(files_to_deliver(values).items())
+        ],
     )

@@ -232,6 +232,9 @@ async function loadFiles(taskId) {
     $("#files-list").replaceChildren(
       ...delivered.files.map((file) => codeBlock(file.path, file.content)),
     );
+    $("#current-code").replaceChildren(
+      ...delivered.current.map((file) => codeBlock(file.path, file.content)),
+    );
   } catch (err) {
     showError($("#files-destination"), err);
   }
@@ -294,6 +297,7 @@ function addEvent(event) {
   item.scrollIntoView({ block: "nearest" });
   if (event.kind === "AgentProgress" && event.data.role === "tester" && event.data.spec) {
     showChecks(event.data);
+    loadFiles(shownTask); // the code these checks ran on
   }
   if (REFRESH_KINDS.has(event.kind)) loadTask(shownTask);
 }
@@ -358,6 +362,7 @@ function openTask(taskId) {
   $("#files-destination").textContent = "Nothing delivered yet.";
   $("#files-destination").className = "muted";
   $("#files-list").replaceChildren();
+  $("#current-code").replaceChildren();
   showError($("#approval-error"), null);
   loadTask(taskId);
   follow(taskId);

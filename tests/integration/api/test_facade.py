@@ -182,6 +182,8 @@ async def test_owner_rejects_then_approves_and_the_task_is_delivered(
     assert waiting["current_step"] == "approval"
     early = (await http.get(f"/v1/tasks/{task_id}/files", headers=alice)).json()
     assert early["delivered"] is False and early["files"] == []
+    assert [f["path"] for f in early["current"]] == ["solution.py"]  # the code being judged
+    assert "def add" in early["current"][0]["content"]
     assert waiting["usage"]["model_calls"] >= 3
 
     # The listing shows it, for its tenant only.

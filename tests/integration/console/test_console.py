@@ -211,6 +211,9 @@ async def test_a_task_is_watched_approved_and_delivered_in_the_browser(
     await expect(page.locator("#approval-destination")).to_contain_text(task_id)
     await expect(page.locator("#approval-flags")).to_have_text("none")
     await expect(page.locator("#checks-summary")).to_contain_text("team tests 1/2")
+    # The code those checks ran on, shown beside them while the task runs.
+    await expect(page.locator("#current-code figcaption")).to_have_text(["solution.py"])
+    await expect(page.locator("#current-code pre")).to_have_text(PLAIN_ADD)
     await shot(page, "task-approval")
 
     await page.fill("#approval-comment", "ship it; the second team test is wrong")

@@ -25,6 +25,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -95,17 +96,33 @@ def _cut_connections(refuse_new: bool) -> None:
 
 
 def _fault_after_reply(role: str, refuse_new: bool) -> None:
-    original = ScriptedChatModel._agenerate
+    """Cut the database once the model answered `role`, whether it answered whole or streamed.
+
+    The CLI streams the model's tokens to its live view, so a reply arrives through `_astream`;
+    a call nobody streams (the n-choice sampling) through `_agenerate`. Both are hooked.
+    """
+    generate, stream = ScriptedChatModel._agenerate, ScriptedChatModel._astream
     fired: list[bool] = []
 
-    async def _agenerate(self: ScriptedChatModel, messages: Any, *args: Any, **kw: Any) -> Any:
-        result = await original(self, messages, *args, **kw)
+    async def fault(messages: Any) -> None:
         if not fired and role_of(messages) == role:
             fired.append(True)
             await asyncio.to_thread(_cut_connections, refuse_new)
+
+    async def _agenerate(self: ScriptedChatModel, messages: Any, *args: Any, **kw: Any) -> Any:
+        result = await generate(self, messages, *args, **kw)
+        await fault(messages)
         return result
 
+    async def _astream(
+        self: ScriptedChatModel, messages: Any, *args: Any, **kw: Any
+    ) -> AsyncIterator[Any]:
+        async for chunk in stream(self, messages, *args, **kw):
+            yield chunk
+        await fault(messages)
+
     ScriptedChatModel._agenerate = _agenerate  # type: ignore[method-assign]
+    ScriptedChatModel._astream = _astream  # type: ignore[method-assign]
 
 
 def _ledger_fails_once() -> None:

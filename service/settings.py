@@ -248,6 +248,11 @@ class Settings(BaseSettings):
         description="Renew all of an instance's run leases in one UPDATE per heartbeat instead "
         "of one per run (`service/serving/aegra_leases.py`).",
     )
+    aegra_lease_own_connection: bool = Field(
+        default=True,
+        description="The batched heartbeat renews through a connection of its own (one more "
+        "per instance) instead of Aegra's shared pool, where it queues behind run work.",
+    )
     otel_exporter: Literal["file", "console", "otlp", "none"] = Field(
         default="file",
         description="Where OpenTelemetry spans of runs, nodes, model and tool calls go: "

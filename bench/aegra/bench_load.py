@@ -19,6 +19,9 @@ went wrong (run statuses, log errors, PostgreSQL connections, Redis).
     .venv/bin/python -m bench.aegra.bench_load --tasks 2000 --jobs-per-worker 334 --limit-s 330
 
 `--sa-pool 0` keeps Aegra's default pools, which exhaust PostgreSQL's 100 connections.
+`--lease-shared-pool` renews the batched leases through Aegra's pool instead of their own
+connection. CPU seconds per task are read from `/proc` (`bench.aegra.cpu`); `--profile DIR`
+records one instance with py-spy.
 
 The results of every invocation are merged into `load_results.json` under `runs.<label>`.
 """
@@ -46,6 +49,7 @@ import psycopg
 import redis
 from langgraph_sdk import get_client
 
+from bench.aegra import cpu
 from service.settings import Settings
 from tests.integration.aegra import harness
 
@@ -295,9 +299,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         env["STRATEGOS_AEGRA_WORKERS"] = str(args.workers)
         env["STRATEGOS_AEGRA_JOBS_PER_WORKER"] = str(args.jobs_per_worker)
         env["STRATEGOS_AEGRA_BATCHED_HEARTBEAT"] = str(not args.per_run_heartbeats).lower()
+        env["STRATEGOS_AEGRA_LEASE_OWN_CONNECTION"] = str(not args.lease_shared_pool).lower()
         env.update(pool_env(args))
         instances: list[harness.Instance] = []
         sampler: Sampler | None = None
+        profiler: cpu.Profiler | None = None
         try:
             for k in range(2):  # one after the other: two migrations at once collide
                 instances.append(harness.start(f"i{k}", tmp, env))
@@ -312,6 +318,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             thread.start()
 
             tasks = [Task(k, instances[k % 2].name) for k in range(args.tasks)]
+            cpu_before = {i.name: cpu.times(process_tree(i.proc.pid)) for i in instances}
+            if args.profile:
+                target = cpu.uvicorn_pid(instances[0].proc.pid, process_tree)
+                profiler = cpu.Profiler(args.profile, target)
             started = time.time()
             asyncio.run(submit_all(instances, tasks, args.submit_concurrency, args.limit_s))
             submitted = time.time()
@@ -340,6 +350,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     break
                 time.sleep(0.25)
             finished = time.time()
+            cpu_after = {i.name: cpu.times(process_tree(i.proc.pid)) for i in instances}
             sampler.stop.set()
             thread.join(timeout=5)
             after = table_sizes(database_url)
@@ -348,6 +359,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             result |= summarize(
                 args, tasks, status, started, submitted, finished, sampler.samples, idle_rss
             )
+            used = {n: cpu.cpu_used(cpu_before[n], cpu_after[n]) for n in cpu_before}
+            success = result["by_status"].get("success", 0)
+            result["cpu"] = cpu.per_task(used, success, finished - started)
+            if profiler is not None:
+                result["profile"] = profiler.stop()
             result["storage"] = per_task_storage(before, after, args.tasks)
             result["sandbox_test_runs"] = sandbox_runs(database_url, threads)
             statuses: dict[str, int] = {}
@@ -362,6 +378,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             if sampler is not None:
                 sampler.stop.set()
+            if profiler is not None:
+                profiler.stop()
             for inst in instances:
                 inst.stop()
             result["log_errors"] = log_errors(instances)
@@ -463,6 +481,18 @@ def summarize(
     }
 
 
+def table_row(label: str, result: dict[str, Any]) -> str:
+    """One Markdown row: throughput and CPU seconds per successful task."""
+    c = result.get("cpu", {})
+    head = "| label | tasks | ok | tasks/s | CPU-s/task instance | + children | busy cores |"
+    row = (
+        f"| {label} | {result['tasks']} | {result.get('by_status', {}).get('success', 0)} "
+        f"| {result.get('throughput_tps', 0.0):.2f} | {c.get('instance_s_per_task')} "
+        f"| {c.get('children_s_per_task')} | {c.get('busy_cores')} |"
+    )
+    return f"{head}\n|---|---|---|---|---|---|---|\n{row}"
+
+
 def machine() -> dict[str, Any]:
     pg = subprocess.run(
         ["psql", harness.PG_URL.rsplit("/", 1)[0] + "/postgres", "-Atc", "SHOW server_version"],
@@ -509,6 +539,17 @@ def main() -> None:
         action="store_true",
         help="Aegra's own lease heartbeat per run instead of the batched one.",
     )
+    parser.add_argument(
+        "--lease-shared-pool",
+        action="store_true",
+        help="The batched heartbeat renews through Aegra's shared pool, not its own connection.",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy the first instance's uvicorn process into this directory.",
+    )
     parser.add_argument("--label", default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("load_results.json"))
     args = parser.parse_args()
@@ -525,6 +566,7 @@ def main() -> None:
         "submit_concurrency": args.submit_concurrency,
         "pool_env": pool_env(args) or "aegra defaults",
         "lease_heartbeat": "per run" if args.per_run_heartbeats else "batched",
+        "lease_connection": "shared pool" if args.lease_shared_pool else "own",
     }
     data: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     data["benchmark"] = "aegra serving at load (issue #5)"
@@ -533,6 +575,7 @@ def main() -> None:
     harness.dump(args.out, data)
     brief = {k: v for k, v in result.items() if k not in ("samples", "storage", "log_errors")}
     print(json.dumps(brief, indent=1, default=str))
+    print(table_row(label, result))
     print(f"→ {args.out} [{label}]")
 
 

@@ -17,11 +17,17 @@ checkpoints (a delivered task then reads as never finished). So after its databa
 failed or stalled, the reaper only probes it (read-only) until it has answered promptly for one
 lease period and one heartbeat: live instances renew their leases meanwhile, and only the runs
 of an instance that really died are recovered, that much later.
+
+The batcher renews through an engine of its own (one connection, same URL as Aegra's), so its
+UPDATE never waits behind run work in Aegra's pool: past ~2,000 running runs per instance
+that wait outlasted the lease and healthy runs lapsed. `own_connection=False` keeps the shared
+pool (`STRATEGOS_AEGRA_LEASE_OWN_CONNECTION=false`), for comparison in `bench/aegra`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -29,9 +35,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools.telemetry import LEASES_LOST
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +62,13 @@ class _Held:
 class LeaseBatcher:
     """Renews the leases of every run this process executes, in one statement per interval."""
 
-    def __init__(self, executor: ModuleType) -> None:
+    def __init__(self, executor: ModuleType, *, own_connection: bool = True) -> None:
         self._executor = executor
         self._runs: dict[RunKey, _Held] = {}
         self._renewer: asyncio.Task[None] | None = None
+        self.own_connection = own_connection
+        self._engine: AsyncEngine | None = None
+        self._maker: async_sessionmaker[AsyncSession] | None = None
 
     async def hold(
         self, run_id: str, worker_name: str, *, job_task: asyncio.Task[None] | None = None
@@ -100,8 +112,7 @@ class LeaseBatcher:
         expiry = datetime.now(UTC) + timedelta(seconds=duration)
         keys = list(batch)
         renewed: set[RunKey] = set()
-        maker = self._executor._get_session_maker()
-        async with maker() as session:
+        async with self._session_maker()() as session:
             for start in range(0, len(keys), CHUNK):
                 chunk = keys[start : start + CHUNK]
                 result = await session.execute(
@@ -117,6 +128,29 @@ class LeaseBatcher:
             self._lose(key, batch[key])
         return lost
 
+    def _session_maker(self) -> async_sessionmaker[AsyncSession]:
+        """Aegra's shared session maker, or one on our own engine (made on first use)."""
+        shared: async_sessionmaker[AsyncSession] = self._executor._get_session_maker()
+        if not self.own_connection:
+            return shared
+        if self._maker is None:
+            from sqlalchemy.ext.asyncio import async_sessionmaker
+
+            self._engine = own_engine(shared.kw["bind"])
+            self._maker = async_sessionmaker(self._engine, expire_on_commit=False)
+        return self._maker
+
+    async def aclose(self) -> None:
+        """Stop the renewal loop and close our own connection (at the end of the lifespan)."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None and not renewer.done():
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        engine, self._engine, self._maker = self._engine, None, None
+        if engine is not None:
+            await engine.dispose()
+
     def _lose(self, key: RunKey, held: _Held) -> None:
         run_id, worker = key
         log.warning("lease of run %s lost by %s: cancelling it there", run_id, worker)
@@ -127,15 +161,30 @@ class LeaseBatcher:
         held.lost.set()
 
 
+def own_engine(shared: AsyncEngine) -> AsyncEngine:
+    """A one-connection engine on the shared engine's database, checked before each use."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    connect_args = (
+        {"prepared_statement_cache_size": 0} if shared.dialect.driver == "asyncpg" else {}
+    )
+    return create_async_engine(
+        shared.url, pool_size=1, max_overflow=0, pool_pre_ping=True, connect_args=connect_args
+    )
+
+
 HeartbeatLoop = Callable[..., Coroutine[Any, Any, None]]
 
+_INSTALLED: LeaseBatcher | None = None
 
-def install(executor: ModuleType) -> LeaseBatcher | None:
+
+def install(executor: ModuleType, *, own_connection: bool = True) -> LeaseBatcher | None:
     """Swap Aegra's per-run heartbeat for a batcher; None (and a warning) if Aegra changed.
 
     `executor` is `aegra_api.services.worker_executor`, which looks `_heartbeat_loop` up at
-    call time.
+    call time. `own_connection`: renew through the batcher's own connection (see above).
     """
+    global _INSTALLED
     current: HeartbeatLoop | None = getattr(executor, "_heartbeat_loop", None)
     needed = ("RunORM", "settings", "_get_session_maker", "_lease_loss_cancellations")
     shape = ["run_id", "worker_name", "job_task"]
@@ -146,9 +195,16 @@ def install(executor: ModuleType) -> LeaseBatcher | None:
     ):
         log.warning("Aegra's heartbeat is not the expected one; per-run heartbeats stay")
         return None
-    batcher = LeaseBatcher(executor)
+    batcher = LeaseBatcher(executor, own_connection=own_connection)
     setattr(executor, "_heartbeat_loop", batcher.hold)  # noqa: B010 - a module's global
+    _INSTALLED = batcher
     return batcher
+
+
+async def close_lease_batcher() -> None:
+    """Stop the installed batcher's loop and close its connection, if one was installed."""
+    if _INSTALLED is not None:
+        await _INSTALLED.aclose()
 
 
 class ReaperGuard:

@@ -54,7 +54,7 @@ from service.api.aegra_progress import close_progress_log
 from service.api.aegra_progress import install as log_progress_at_source
 from service.api.outage import outage_aware, outage_response
 from service.children import become_subreaper, die_with_parent, stop_children
-from service.serving.aegra_leases import guard_reaper
+from service.serving.aegra_leases import close_lease_batcher, guard_reaper
 from service.serving.aegra_leases import install as install_lease_batcher
 from service.serving.gauges import register as register_gauges
 from service.serving.run_hooks import install as hook_runs
@@ -305,6 +305,7 @@ async def stop_helpers() -> None:
 
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("progress log", close_progress_log),
+        ("lease batcher", close_lease_batcher),
         ("gateways and memory", deps.aclose),
         ("FalkorDB", lambda: asyncio.to_thread(stop_embedded)),
         ("llama-server", lambda: asyncio.to_thread(LOCAL_SERVER.stop)),
@@ -331,7 +332,10 @@ def aegra_app() -> ASGIApp:
     main = importlib.import_module("aegra_api.main")
     database_url = os.environ["DATABASE_URL"]
     if get_settings().aegra_batched_heartbeat:
-        install_lease_batcher(importlib.import_module("aegra_api.services.worker_executor"))
+        install_lease_batcher(
+            importlib.import_module("aegra_api.services.worker_executor"),
+            own_connection=get_settings().aegra_lease_own_connection,
+        )
     guard_reaper(importlib.import_module("aegra_api.services.lease_reaper"))
     run_executor = importlib.import_module("aegra_api.services.run_executor")
     log_progress_at_source(run_executor, database_url)

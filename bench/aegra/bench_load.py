@@ -20,8 +20,9 @@ went wrong (run statuses, log errors, PostgreSQL connections, Redis).
 
 `--sa-pool 0` keeps Aegra's default pools, which exhaust PostgreSQL's 100 connections.
 `--lease-shared-pool` renews the batched leases through Aegra's pool instead of their own
-connection. CPU seconds per task are read from `/proc` (`bench.aegra.cpu`); `--profile DIR`
-records one instance with py-spy.
+connection. `--otel-exporter none` turns the instances' OpenTelemetry spans off (the default,
+`file`, is the product's). CPU seconds per task are read from `/proc` (`bench.aegra.cpu`);
+`--profile DIR` records one instance with py-spy.
 
 The results of every invocation are merged into `load_results.json` under `runs.<label>`.
 """
@@ -300,6 +301,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         env["STRATEGOS_AEGRA_JOBS_PER_WORKER"] = str(args.jobs_per_worker)
         env["STRATEGOS_AEGRA_BATCHED_HEARTBEAT"] = str(not args.per_run_heartbeats).lower()
         env["STRATEGOS_AEGRA_LEASE_OWN_CONNECTION"] = str(not args.lease_shared_pool).lower()
+        env["STRATEGOS_OTEL_EXPORTER"] = args.otel_exporter
         env.update(pool_env(args))
         instances: list[harness.Instance] = []
         sampler: Sampler | None = None
@@ -545,6 +547,12 @@ def main() -> None:
         help="The batched heartbeat renews through Aegra's shared pool, not its own connection.",
     )
     parser.add_argument(
+        "--otel-exporter",
+        choices=("file", "console", "otlp", "none"),
+        default="file",
+        help="The instances' STRATEGOS_OTEL_EXPORTER (file is the product's default).",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -567,6 +575,7 @@ def main() -> None:
         "pool_env": pool_env(args) or "aegra defaults",
         "lease_heartbeat": "per run" if args.per_run_heartbeats else "batched",
         "lease_connection": "shared pool" if args.lease_shared_pool else "own",
+        "otel_exporter": args.otel_exporter,
     }
     data: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     data["benchmark"] = "aegra serving at load (issue #5)"

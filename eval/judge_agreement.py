@@ -26,6 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from rich.console import Console
 from rich.table import Table
 
+from eval.datasets.records import load_records
 from eval.llm_judge import RemarkJudge
 
 __all__ = [
@@ -68,13 +69,7 @@ class Labelled:
 
 def load_labelled(path: Path = LABELLED) -> list[Labelled]:
     """The committed labelled set (ValueError naming the item when one is malformed)."""
-    items = []
-    for raw in json.loads(path.read_text(encoding="utf-8")):
-        try:
-            items.append(Labelled(**raw))
-        except TypeError as exc:
-            raise ValueError(f"labelled item {raw.get('id', '?')}: {exc}") from None
-    return items
+    return load_records(path, Labelled, "labelled item")
 
 
 def agreement(labels: Sequence[bool], verdicts: Sequence[bool | None]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ Whether the judge's score may decide anything is measured, not assumed: see
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -33,6 +32,7 @@ from openevals.llm import create_async_llm_as_judge
 from pydantic import BaseModel, Field
 
 from graphs.state import Usage, add_usage
+from nodes.prompts import load_prompt
 from service.llm.models import StructuredOutputError, structured_call
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
 PROMPT_DIR = Path(__file__).parent / "prompts"
 PROMPT_NAME = "reviewer_judge"
 FEEDBACK_KEY = "reviewer_remark_sensible"
-_FILE = re.compile(rf"^{PROMPT_NAME}@(\d+)\.md$")
 
 
 @dataclass(frozen=True)
@@ -65,18 +64,14 @@ class JudgePrompt:
 def load_judge_prompt(version: int | None = None) -> JudgePrompt:
     """`reviewer_judge@version` (the newest when None): a `---` line splits system from user.
 
-    The first line names the role, as every project prompt does, so results can say which
-    prompt judged and the scripted model can tell the judge's calls apart.
+    Loaded by the project's prompt registry (`nodes.prompts`: the role line, newest version),
+    so results can say which prompt judged and the scripted model can tell its calls apart.
     """
-    versions = sorted(int(m[1]) for p in PROMPT_DIR.iterdir() if (m := _FILE.match(p.name)))
-    chosen = versions[-1] if version is None and versions else version
-    if chosen not in versions:
-        raise FileNotFoundError(f"no prompt {PROMPT_NAME}@{version} in eval/prompts/")
-    text = (PROMPT_DIR / f"{PROMPT_NAME}@{chosen}.md").read_text(encoding="utf-8").strip()
-    system, sep, template = text.partition("\n---\n")
-    if not sep or not system.startswith(f"# role: {PROMPT_NAME}@{chosen}"):
-        raise ValueError(f"{PROMPT_NAME}@{chosen}.md needs its role line and a '---' line")
-    return JudgePrompt(id=f"{PROMPT_NAME}@{chosen}", system=system, template=template.strip())
+    prompt = load_prompt(PROMPT_NAME, version, directory=PROMPT_DIR)
+    system, sep, template = prompt.text.partition("\n---\n")
+    if not sep:
+        raise ValueError(f"{prompt.id}.md needs a '---' line between system and user")
+    return JudgePrompt(id=prompt.id, system=system, template=template.strip())
 
 
 class Verdict(BaseModel):

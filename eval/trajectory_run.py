@@ -17,7 +17,6 @@ human labels allows it (`eval.judge_agreement.judge_status`); otherwise it is ad
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from langgraph.types import Command
 from rich.console import Console
 from rich.table import Table
 
+from eval.datasets.records import load_records
 from eval.judge_agreement import JudgeStatus, judge_status, load_agreement, row_passed
 from eval.llm_judge import PROMPT_NAME, RemarkJudge
 from eval.trajectory import (
@@ -75,13 +75,7 @@ class Case:
 
 def load_cases(path: Path = DATASET) -> list[Case]:
     """The committed cases (ValueError naming the case when one is malformed)."""
-    cases = []
-    for raw in json.loads(path.read_text(encoding="utf-8")):
-        try:
-            cases.append(Case(**raw))
-        except TypeError as exc:
-            raise ValueError(f"trajectory case {raw.get('id', '?')}: {exc}") from None
-    return cases
+    return load_records(path, Case, "trajectory case")
 
 
 async def _trajectory(graph: Any, config: dict[str, Any]) -> tuple[Any, Any]:

@@ -33,25 +33,30 @@ class Prompt:
         return f"{self.name}@{self.version}"
 
 
-def available() -> dict[str, list[int]]:
-    """Every prompt name with its versions, ascending."""
+def available(directory: Path | None = None) -> dict[str, list[int]]:
+    """Every prompt name in `directory` (the nodes' own by default) with its versions."""
     found: dict[str, list[int]] = {}
-    for path in PROMPT_DIR.glob("*@*.md"):
+    for path in (directory or PROMPT_DIR).glob("*@*.md"):
         if match := _NAME.match(path.name):
             found.setdefault(match["name"], []).append(int(match["version"]))
     return {name: sorted(versions) for name, versions in sorted(found.items())}
 
 
 @cache
-def load_prompt(name: str, version: int | None = None) -> Prompt:
-    """Load `name@version`, or the newest version of `name` when none is given."""
-    versions = available().get(name)
+def load_prompt(name: str, version: int | None = None, directory: Path | None = None) -> Prompt:
+    """Load `name@version`, or the newest version of `name` when none is given.
+
+    `directory` lets another package keep its versioned prompts (e.g. `eval/prompts/`) under
+    the same naming and role-line rules.
+    """
+    directory = directory or PROMPT_DIR
+    versions = available(directory).get(name)
     if not versions:
-        raise PromptNotFoundError(f"no prompt named {name!r} in {PROMPT_DIR.name}/")
+        raise PromptNotFoundError(f"no prompt named {name!r} in {directory.name}/")
     chosen = versions[-1] if version is None else version
     if chosen not in versions:
         raise PromptNotFoundError(f"prompt {name!r} has versions {versions}, not {chosen}")
-    text = (PROMPT_DIR / f"{name}@{chosen}.md").read_text().strip()
+    text = (directory / f"{name}@{chosen}.md").read_text(encoding="utf-8").strip()
     header = f"# role: {name}@{chosen}"
     if text.splitlines()[0].strip() != header:
         raise PromptNotFoundError(f"{name}@{chosen}.md must start with {header!r}")

@@ -28,6 +28,8 @@ import psycopg
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from service.dlq import TABLE as DLQ_TABLE
+
 __all__ = ["DatabaseGauges", "register"]
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,7 @@ _RUNS_SQL = (
     "SELECT count(*) FILTER (WHERE status = 'pending'), "
     "count(*) FILTER (WHERE status = 'running') FROM runs WHERE status IN ('pending', 'running')"
 )
-_LETTERS_SQL = (
-    "SELECT tenant, count(*) FROM strategos_dead_letters WHERE status = 'open' GROUP BY tenant"
-)
+_LETTERS_SQL = f"SELECT tenant, count(*) FROM {DLQ_TABLE} WHERE status = 'open' GROUP BY tenant"
 
 
 @dataclass

@@ -52,6 +52,7 @@ from tools.sandbox.markers import (
     current_owner,
     name_prefix,
 )
+from tools.sandbox.spawn import ChildProcess, spawn
 from tools.sandbox.supervise import kill_group, supervise
 from tools.sandbox.teardown import COLLECT_MAX_BYTES, close_at_exit
 from tools.sandbox.workspace import RunWorkspace, create_workspace
@@ -244,14 +245,8 @@ class GVisorSandbox(PythonEntry):
     ) -> SandboxResult:
         argv = [self.runsc, *self.global_flags(), "run", "--bundle", str(bundle), container_id]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                env=child_env(),  # the container's own environment is set in its spec
-            )
+            # the container's own environment is set in its spec
+            proc = await spawn(argv, stdin=False, env=child_env())
         except OSError as exc:
             raise SandboxUnavailable(f"Could not start runsc ({self.runsc}): {exc}.") from exc
         seen: dict[str, int] = {}
@@ -266,7 +261,7 @@ class GVisorSandbox(PythonEntry):
         return finished.result(memory=_memory_hit(seen, finished.exit_code))
 
     async def _destroy(
-        self, container_id: str, proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]
+        self, container_id: str, proc: ChildProcess, waiter: asyncio.Future[int]
     ) -> None:
         """Kill every process of the container, then make sure `runsc run` itself is gone."""
         await self._runsc_quiet("kill", "--all", container_id, "KILL")

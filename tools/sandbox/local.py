@@ -57,6 +57,7 @@ from tools.sandbox.layout import (
 )
 from tools.sandbox.pool import AGENT, Warm, WarmPool, wait_ready
 from tools.sandbox.seccomp import DENIED_SYSCALLS_X86_64, seccomp_fd, seccomp_program
+from tools.sandbox.spawn import ChildProcess, spawn
 from tools.sandbox.supervise import kill_run, supervise
 from tools.sandbox.teardown import close_at_exit, finish_run, teardown
 from tools.sandbox.workspace import RunWorkspace, create_workspace
@@ -206,7 +207,7 @@ class LocalSandbox(PythonEntry):
         group: RunCgroup | None,
         limits: SandboxLimits,
         wanted: Sequence[PurePosixPath],
-        launch: Callable[[], Awaitable[asyncio.subprocess.Process]],
+        launch: Callable[[], Awaitable[ChildProcess]],
     ) -> SandboxResult:
         """Launch the command, supervise it, then release the run whatever happened."""
         try:
@@ -218,7 +219,7 @@ class LocalSandbox(PythonEntry):
         return await asyncio.to_thread(finish_run, result, workspace, group, wanted)
 
     async def _supervise(
-        self, proc: asyncio.subprocess.Process, group: RunCgroup | None, limits: SandboxLimits
+        self, proc: ChildProcess, group: RunCgroup | None, limits: SandboxLimits
     ) -> SandboxResult:
         """Collect output under the wall clock; kill the whole run on timeout or cancellation.
 
@@ -259,7 +260,7 @@ class LocalSandbox(PythonEntry):
         tail: list[str],
         *,
         stdin: bool,
-    ) -> asyncio.subprocess.Process:
+    ) -> ChildProcess:
         """Start `[cgroup join] [setpriv] bwrap … -- tail` with the seccomp filter on an fd."""
         fd: int | None = None
         if self._seccomp is not None:
@@ -276,19 +277,11 @@ class LocalSandbox(PythonEntry):
 
     async def _spawn(
         self, argv: list[str], *, stdin: bool, pass_fds: tuple[int, ...] = ()
-    ) -> asyncio.subprocess.Process:
+    ) -> ChildProcess:
         try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                pass_fds=pass_fds,
-                # bwrap clears the environment inside anyway; the host-side helpers (the cgroup
-                # join shell, setpriv, bwrap's outer process) get no secrets to leak either.
-                env=child_env(),
-            )
+            # bwrap clears the environment inside anyway; the host-side helpers (the cgroup
+            # join shell, setpriv, bwrap's outer process) get no secrets to leak either.
+            return await spawn(argv, stdin=stdin, pass_fds=pass_fds, env=child_env())
         except OSError as exc:
             raise SandboxUnavailable(
                 f"Could not start bubblewrap ({self.bwrap}): {exc}; {_INSTALL_HINT}."

@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from tools.sandbox.base import SandboxError, SandboxLimits
 from tools.sandbox.cgroups import RunCgroup
 from tools.sandbox.layout import MIB, cgroup_caps
+from tools.sandbox.spawn import ChildProcess
 from tools.sandbox.supervise import KILL_GRACE_S
 from tools.sandbox.teardown import teardown
 from tools.sandbox.workspace import RunWorkspace
@@ -64,14 +65,14 @@ stdin for one JSON request, points stdin at /dev/null, applies the limits, becom
 class Warm:
     """An idle pre-started sandbox: its agent waits on stdin for exactly one command."""
 
-    proc: asyncio.subprocess.Process
+    proc: ChildProcess
     workspace: RunWorkspace
     group: RunCgroup | None
     loop: asyncio.AbstractEventLoop
 
     async def hand_over(
         self, paths: Mapping[PurePosixPath, str], command: list[str], limits: SandboxLimits
-    ) -> asyncio.subprocess.Process:
+    ) -> ChildProcess:
         """Give the agent its files, limits and command; from then on it is a normal run."""
         if sum(len(content) for content in paths.values()) <= _INLINE_WRITE_BYTES:
             self.workspace.write(paths)  # a few small files: cheaper than a thread hop
@@ -109,7 +110,7 @@ def _request(command: list[str], limits: SandboxLimits) -> bytes:
     return json.dumps(request).encode() + b"\n"
 
 
-async def wait_ready(proc: asyncio.subprocess.Process) -> None:
+async def wait_ready(proc: ChildProcess) -> None:
     """Wait for the agent's ready byte; SandboxError (after killing it) if it does not come."""
     assert proc.stdout is not None
     try:

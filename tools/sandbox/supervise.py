@@ -21,6 +21,7 @@ from typing import Any
 
 from tools.sandbox.base import SandboxLimits, SandboxResult, limits_hit
 from tools.sandbox.cgroups import RunCgroup
+from tools.sandbox.spawn import ChildProcess
 
 __all__ = [
     "KILL_GRACE_S",
@@ -96,7 +97,7 @@ class Finished:
 
 
 async def supervise(
-    proc: asyncio.subprocess.Process,
+    proc: ChildProcess,
     limits: SandboxLimits,
     stop: Stop,
     *,
@@ -147,7 +148,7 @@ async def supervise(
     return Finished(exit_code, duration, timed_out, fired, out, err)
 
 
-def kill_run(proc: asyncio.subprocess.Process, group: RunCgroup | None) -> Stop:
+def kill_run(proc: ChildProcess, group: RunCgroup | None) -> Stop:
     """The `stop` of a bubblewrap run: its pid namespace, then its cgroup and process group."""
 
     async def stop(waiter: asyncio.Future[int]) -> None:
@@ -160,7 +161,7 @@ def kill_run(proc: asyncio.subprocess.Process, group: RunCgroup | None) -> Stop:
 
 
 async def _terminate(
-    proc: asyncio.subprocess.Process, waiter: asyncio.Future[int], group: RunCgroup | None
+    proc: ChildProcess, waiter: asyncio.Future[int], group: RunCgroup | None
 ) -> None:
     """Kill the sandbox so that bwrap reaps it: no survivors and no zombies left for init.
 
@@ -190,7 +191,7 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-def kill_group(proc: asyncio.subprocess.Process) -> None:
+def kill_group(proc: ChildProcess) -> None:
     """SIGKILL the process group the run's host process leads (started with a new session).
 
     For bwrap, `--die-with-parent` then takes the rest; it is the last resort of every backend.

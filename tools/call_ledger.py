@@ -7,7 +7,10 @@ lost); a call running elsewhere is awaited; a call whose worker died mid-run is 
 the tool is idempotent, otherwise reported `in_doubt` for a human. Only a call that may run
 gets an attempt number back, and the gateway runs it (`ToolGateway._execute`).
 
-It also writes the task's event log, which every step appends to.
+It also writes the task's event log, which every step appends to. A claim that wins is written
+with its `ActivityScheduled` event, and an outcome with its `ActivityCompleted`/`ActivityFailed`
+event, each pair in one transaction: the log cannot miss the event of a recorded row, and a
+ledgered call commits twice instead of four times.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, JsonValue
 
-from tools.ledger import BeginOutcome, EventKind, Ledger, LedgerEntry
+from tools.ledger import BeginOutcome, EventDraft, EventKind, Ledger, LedgerEntry
 from tools.registry import AnyToolSpec, SideEffect
 from tools.tool_call import CallContext, PreparedCall, ToolObservation
 
@@ -48,6 +51,18 @@ class CallLedger:
         data: Mapping[str, object],
     ) -> None:
         """Append one event of the call to the task's log, with the tool and call it is about."""
+        draft = self.draft(ctx, kind, key, spec, data)
+        await self.ledger.append_event(draft.thread_id, draft.kind, draft.data, key=draft.key)
+
+    def draft(
+        self,
+        ctx: CallContext,
+        kind: EventKind,
+        key: str | None,
+        spec: AnyToolSpec,
+        data: Mapping[str, object],
+    ) -> EventDraft:
+        """The event `event` would append, to be written with a ledger row instead."""
         payload: dict[str, JsonValue] = {
             "tool": spec.name,
             "version": spec.version,
@@ -55,10 +70,18 @@ class CallLedger:
             "tenant_id": ctx.tenant_id,
         }
         payload.update(json.loads(json.dumps(dict(data), default=_json_default)))
-        await self.ledger.append_event(ctx.thread_id, kind, payload, key=key)
+        return EventDraft(thread_id=ctx.thread_id, kind=kind, data=payload, key=key)
 
-    async def begin(self, call: PreparedCall) -> BeginOutcome:
-        """Claim the call's ledger row (or learn that someone has it or had it)."""
+    def scheduled(self, call: PreparedCall, attempt: int | None) -> EventDraft:
+        """The `ActivityScheduled` event of `call` running as `attempt`."""
+        data = {"attempt": attempt, "args": call.args_json}
+        return self.draft(call.ctx, "ActivityScheduled", call.key, call.spec, data)
+
+    async def begin(self, call: PreparedCall, *, logged: bool = False) -> BeginOutcome:
+        """Claim the call's ledger row (or learn that someone has it or had it).
+
+        With `logged`, a claim that wins is written with its `ActivityScheduled` event.
+        """
         return await self.ledger.begin(
             call.key,
             thread_id=call.ctx.thread_id,
@@ -66,11 +89,15 @@ class CallLedger:
             tool_call_id=call.ctx.tool_call_id,
             args=call.args_json,
             lease_s=self.lease_s,
+            event=self.scheduled(call, 1) if logged else None,
         )
 
     async def claim(self, call: PreparedCall) -> ToolObservation | int:
-        """The attempt to run the call as, or the observation that answers it without running."""
-        outcome = await self.begin(call)
+        """The attempt to run the call as, or the observation that answers it without running.
+
+        The `ActivityScheduled` event of the returned attempt is in the log already.
+        """
+        outcome = await self.begin(call, logged=True)
         if outcome.action == "in_flight":
             settled = await self._await_in_flight(call)
             if isinstance(settled, ToolObservation):
@@ -83,6 +110,9 @@ class CallLedger:
             if isinstance(reclaimed, ToolObservation):
                 return reclaimed
             outcome = reclaimed
+        if outcome.entry.attempt > 1:  # taken over: rare enough for a write of its own
+            draft = self.scheduled(call, outcome.entry.attempt)
+            await self.ledger.append_event(draft.thread_id, draft.kind, draft.data, key=draft.key)
         return outcome.entry.attempt
 
     async def _await_in_flight(self, call: PreparedCall) -> BeginOutcome | ToolObservation:

@@ -36,13 +36,14 @@ async def execute(
     workspace = call.ctx.workspace
     ledgered = attempt is not None
     before = await workspace.snapshot() if ledgered and not workspace.durable else None
-    await book.event(
-        call.ctx,
-        "ActivityScheduled",
-        call.key,
-        call.spec,
-        {"attempt": attempt, "args": call.args_json},
-    )
+    if not ledgered:  # a ledgered call's claim logged it
+        await book.event(
+            call.ctx,
+            "ActivityScheduled",
+            call.key,
+            call.spec,
+            {"attempt": attempt, "args": call.args_json},
+        )
     heartbeat = (
         asyncio.create_task(book.keep_lease(call.key, attempt)) if attempt is not None else None
     )
@@ -110,11 +111,12 @@ async def _failed(
     book: CallLedger, call: PreparedCall, attempt: int | None, failure: _Failure
 ) -> ToolObservation:
     code, message = failure
+    data = {"code": code, "error": message}
     if attempt is not None:
-        await book.ledger.fail(call.key, message, attempt=attempt)
-    await book.event(
-        call.ctx, "ActivityFailed", call.key, call.spec, {"code": code, "error": message}
-    )
+        event = book.draft(call.ctx, "ActivityFailed", call.key, call.spec, data)
+        await book.ledger.fail(call.key, message, attempt=attempt, event=event)
+    else:
+        await book.event(call.ctx, "ActivityFailed", call.key, call.spec, data)
     return call.error(code, message)
 
 
@@ -125,12 +127,12 @@ async def _completed(
     result_json: dict[str, JsonValue],
     effects: dict[str, JsonValue] | None,
 ) -> ToolObservation:
-    if attempt is not None:
-        await book.ledger.complete(
-            call.key, {"result": result_json, "effects": effects}, attempt=attempt
-        )
     observation = call.observation(ok=True, result=result_json)
-    await book.event(
-        call.ctx, "ActivityCompleted", call.key, call.spec, {"duration_ms": observation.duration_ms}
-    )
+    data = {"duration_ms": observation.duration_ms}
+    if attempt is not None:
+        event = book.draft(call.ctx, "ActivityCompleted", call.key, call.spec, data)
+        record = {"result": result_json, "effects": effects}
+        await book.ledger.complete(call.key, record, attempt=attempt, event=event)
+    else:
+        await book.event(call.ctx, "ActivityCompleted", call.key, call.spec, data)
     return observation

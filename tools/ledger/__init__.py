@@ -31,6 +31,7 @@ from collections.abc import Callable
 from tools.ledger.base import (
     BeginAction,
     BeginOutcome,
+    EventDraft,
     EventKind,
     Ledger,
     LedgerConflict,
@@ -45,6 +46,7 @@ from tools.ledger.sqlite import SqliteLedger
 __all__ = [
     "BeginAction",
     "BeginOutcome",
+    "EventDraft",
     "EventKind",
     "Ledger",
     "LedgerConflict",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from tools.registry import canonical_json
 
@@ -97,6 +97,21 @@ class LedgerEvent(BaseModel):
     created_at: float
 
 
+class EventDraft(BaseModel):
+    """An event to append together with a ledger write, in one transaction where it can be.
+
+    A claim and its `ActivityScheduled`, a result and its `ActivityCompleted`: written as one,
+    the log never lacks the event of a recorded row, and a call costs half the commits.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    thread_id: str
+    kind: EventKind
+    data: dict[str, JsonValue]
+    key: str | None = None
+
+
 class Ledger(abc.ABC):
     """The interface both backends implement; `clock` gives epoch seconds (injectable)."""
 
@@ -174,8 +189,12 @@ class Ledger(abc.ABC):
         tool_call_id: str,
         args: object,
         lease_s: float = 300.0,
+        event: EventDraft | None = None,
     ) -> BeginOutcome:
-        """Claim the call (answer `run`) or report what is recorded for it."""
+        """Claim the call (answer `run`) or report what is recorded for it.
+
+        `event` is appended with the claim when this call wins it (not when it finds a row).
+        """
         now = self.clock()
         candidate = LedgerEntry(
             key=key,
@@ -189,7 +208,7 @@ class Ledger(abc.ABC):
             created_at=now,
             updated_at=now,
         )
-        if await self._insert(candidate):
+        if await self._insert_logged(candidate, event):
             return BeginOutcome(action="run", entry=candidate)
         entry = await self.get(key)
         if entry is None:  # pragma: no cover - rows are never deleted
@@ -214,13 +233,52 @@ class Ledger(abc.ABC):
         """
         return await self._extend(key, attempt, self.clock() + lease_s)
 
-    async def complete(self, key: str, result: object, *, attempt: int | None = None) -> bool:
-        """Record the result (any JSON value) of a scheduled call; False if it was not ours."""
-        return await self._finish(key, "completed", to_json(result), None, attempt)
+    async def complete(
+        self,
+        key: str,
+        result: object,
+        *,
+        attempt: int | None = None,
+        event: EventDraft | None = None,
+    ) -> bool:
+        """Record the result (any JSON value) of a scheduled call; False if it was not ours.
 
-    async def fail(self, key: str, error: str, *, attempt: int | None = None) -> bool:
+        `event` (the outcome's log entry) is appended in the same transaction either way.
+        """
+        return await self._finish_logged(key, "completed", to_json(result), None, attempt, event)
+
+    async def fail(
+        self,
+        key: str,
+        error: str,
+        *,
+        attempt: int | None = None,
+        event: EventDraft | None = None,
+    ) -> bool:
         """Record the failure of a scheduled call; False if it was not (or no longer) ours."""
-        return await self._finish(key, "failed", None, error, attempt)
+        return await self._finish_logged(key, "failed", None, error, attempt, event)
+
+    async def _insert_logged(self, entry: LedgerEntry, event: EventDraft | None) -> bool:
+        """`_insert`, then `event` if the insert won; SQL backends make the pair one transaction."""
+        inserted = await self._insert(entry)
+        if inserted and event is not None:
+            await self.append_event(event.thread_id, event.kind, event.data, key=event.key)
+        return inserted
+
+    async def _finish_logged(
+        self,
+        key: str,
+        state: LedgerState,
+        result: JsonValue,
+        error: str | None,
+        attempt: int | None,
+        event: EventDraft | None,
+    ) -> bool:
+        """`_finish`, then `event`; SQL backends make the pair one transaction."""
+        finished = await self._finish(key, state, result, error, attempt)
+        if event is not None:
+            await self.append_event(event.thread_id, event.kind, event.data, key=event.key)
+        return finished
 
     async def wait(self, key: str, *, timeout_s: float, poll_s: float = 0.05) -> LedgerEntry:
         """Poll until the entry leaves `scheduled`, its lease expires, or `timeout_s` passes."""

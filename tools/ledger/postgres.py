@@ -11,16 +11,18 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import JsonValue
 
 from tools.ledger.base import EVENTS_TABLE, LEDGER_TABLE, SEQ_TABLE
-from tools.ledger.sql import EVENT_COLUMNS, SqlLedger, ddl
+from tools.ledger.sql import EVENT_COLUMNS, Query, SqlLedger, ddl
 
 __all__ = ["PostgresLedger"]
 
@@ -110,9 +112,25 @@ RETURNING {EVENT_COLUMNS}
     async def _fetch(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """One statement, one round trip (JSONB comes back decoded)."""
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(sql, params)
-            return await cur.fetchall() if cur.description else []
+            return await _run(conn, sql, params)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Query]:
+        """Statements on one pooled connection inside BEGIN … COMMIT."""
+        async with self.pool.connection() as conn, conn.transaction():
+
+            async def query(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+                return await _run(conn, _pyformat(sql), dict(params))
+
+            yield query
 
     def _json_param(self, value: JsonValue) -> Any:
         return Jsonb(value)
+
+
+async def _run(
+    conn: AsyncConnection[Any], sql: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql, params)
+    return await cur.fetchall() if cur.description else []

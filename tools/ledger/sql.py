@@ -2,15 +2,18 @@
 
 PostgreSQL and SQLite agree on everything the ledger needs (INSERT … ON CONFLICT DO NOTHING,
 UPDATE … RETURNING, partial indexes), so every statement is written here and each backend only
-supplies a connection (`_query`), how JSON values travel (`_json_param`), its column types for
-the tables (`ddl`) and how it hands out the next event id of a thread (`_APPEND`). Each ledger
-operation is exactly one statement, hence atomic on its own in both databases.
+supplies a connection (`_query`, and `_transaction` for two statements that must commit
+together), how JSON values travel (`_json_param`), its column types for the tables (`ddl`) and
+how it hands out the next event id of a thread (`_APPEND`). Each ledger operation is one
+statement, atomic on its own in both databases; a claim or an outcome written with its event
+is two statements in one transaction.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 from pydantic import JsonValue
@@ -18,6 +21,7 @@ from pydantic import JsonValue
 from tools.ledger.base import (
     EVENTS_TABLE,
     LEDGER_TABLE,
+    EventDraft,
     EventKind,
     Ledger,
     LedgerEntry,
@@ -26,7 +30,10 @@ from tools.ledger.base import (
     to_json,
 )
 
-__all__ = ["EVENT_COLUMNS", "SqlLedger", "ddl"]
+__all__ = ["EVENT_COLUMNS", "Query", "SqlLedger", "ddl"]
+
+Query = Callable[[str, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
+"""Runs one statement and returns its rows (JSON columns decoded)."""
 
 _COLUMNS = (
     "key, thread_id, tool, tool_call_id, state, args, result, error, attempt, lease_until, "
@@ -80,6 +87,10 @@ class SqlLedger(Ledger):
         """Run one statement; its rows as dicts, JSON columns decoded (empty without rows)."""
 
     @abc.abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[Query]:
+        """A `Query` whose statements commit together when the block ends (roll back on error)."""
+
+    @abc.abstractmethod
     def _json_param(self, value: JsonValue) -> Any:
         """`value` as the driver must receive it for a JSON column."""
 
@@ -90,10 +101,10 @@ class SqlLedger(Ledger):
         )
         return LedgerEntry.model_validate(rows[0]) if rows else None
 
-    async def _insert(self, entry: LedgerEntry) -> bool:
+    async def _insert(self, entry: LedgerEntry, query: Query | None = None) -> bool:
         values = ", ".join(f":{name.strip()}" for name in _COLUMNS.split(","))
         params = {**entry.model_dump(), "args": self._json_param(entry.args), "result": None}
-        rows = await self._query(
+        rows = await (query or self._query)(
             f"INSERT INTO {LEDGER_TABLE} ({_COLUMNS}) VALUES ({values}) "
             "ON CONFLICT (key) DO NOTHING RETURNING key",
             params,
@@ -107,9 +118,10 @@ class SqlLedger(Ledger):
         result: JsonValue,
         error: str | None,
         attempt: int | None,
+        query: Query | None = None,
     ) -> bool:
         ours = "" if attempt is None else " AND attempt = :attempt"
-        rows = await self._query(
+        rows = await (query or self._query)(
             f"UPDATE {LEDGER_TABLE} SET state = :state, result = :result, error = :error, "
             f"updated_at = :now {_SCHEDULED}{ours} RETURNING key",
             {
@@ -146,9 +158,10 @@ class SqlLedger(Ledger):
         data: Mapping[str, object] | None = None,
         *,
         key: str | None = None,
+        query: Query | None = None,
     ) -> LedgerEvent:
         """Append an event (one statement; ids per thread in commit order)."""
-        rows = await self._query(
+        rows = await (query or self._query)(
             self._APPEND,
             {
                 "thread_id": thread_id,
@@ -159,6 +172,36 @@ class SqlLedger(Ledger):
             },
         )
         return LedgerEvent.model_validate(rows[0])
+
+    async def _insert_logged(self, entry: LedgerEntry, event: EventDraft | None) -> bool:
+        """The claim and its event in one transaction (no event when the claim is lost)."""
+        if event is None:
+            return await self._insert(entry)
+        async with self._transaction() as query:
+            inserted = await self._insert(entry, query)
+            if inserted:
+                await self._append_draft(event, query)
+        return inserted
+
+    async def _finish_logged(
+        self,
+        key: str,
+        state: LedgerState,
+        result: JsonValue,
+        error: str | None,
+        attempt: int | None,
+        event: EventDraft | None,
+    ) -> bool:
+        """The outcome and its event in one transaction."""
+        if event is None:
+            return await self._finish(key, state, result, error, attempt)
+        async with self._transaction() as query:
+            finished = await self._finish(key, state, result, error, attempt, query)
+            await self._append_draft(event, query)
+        return finished
+
+    async def _append_draft(self, event: EventDraft, query: Query) -> None:
+        await self.append_event(event.thread_id, event.kind, event.data, key=event.key, query=query)
 
     async def events(
         self,

@@ -2,6 +2,8 @@
 
 Statements come from `sql.py`; this module adds the connection (WAL for files, a busy timeout),
 JSON as canonical text, the next event id computed inside the insert, and append-only triggers.
+The connection is shared, so statements take turns on it: a transaction's two statements must
+not have another coroutine's statement land between them.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ import aiosqlite
 from pydantic import JsonValue
 
 from tools.ledger.base import EVENTS_TABLE
-from tools.ledger.sql import EVENT_COLUMNS, SqlLedger, ddl
+from tools.ledger.sql import EVENT_COLUMNS, Query, SqlLedger, ddl
 from tools.registry import canonical_json
 
 __all__ = ["SqliteLedger"]
@@ -54,6 +57,8 @@ class SqliteLedger(SqlLedger):
         self.path = str(path)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._turn = asyncio.Lock()
+        """Held by each statement, and by a transaction from BEGIN to COMMIT."""
 
     async def _connection(self) -> aiosqlite.Connection:
         async with self._lock:
@@ -89,11 +94,37 @@ class SqliteLedger(SqlLedger):
     ) -> list[aiosqlite.Row]:
         """One statement on the shared connection (positional or named parameters)."""
         conn = await self._connection()
-        async with conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        async with self._turn:
+            return await _fetch(conn, sql, params)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Query]:
+        """BEGIN IMMEDIATE … COMMIT on the shared connection, other statements held back."""
+        conn = await self._connection()
+        async with self._turn:
+
+            async def query(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+                return [_decoded(row) for row in await _fetch(conn, sql, params)]
+
+            # IMMEDIATE takes the write lock at once: two processes on one file cannot both
+            # read under a shared lock and then deadlock upgrading it.
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield query
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
     def _json_param(self, value: JsonValue) -> Any:
         return canonical_json(value)
+
+
+async def _fetch(
+    conn: aiosqlite.Connection, sql: str, params: Sequence[Any] | Mapping[str, Any]
+) -> list[aiosqlite.Row]:
+    async with conn.execute(sql, params) as cur:
+        return list(await cur.fetchall())
 
 
 def _decoded(row: aiosqlite.Row) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from tests.integration.tools.conftest import Clock, connect
-from tools.ledger import Ledger, idempotency_key, open_ledger
+from tools.ledger import EventDraft, Ledger, idempotency_key, open_ledger
 
 ARGS = {"path": "a.py", "content": "x"}
 
@@ -180,3 +180,50 @@ async def test_setup_is_idempotent_and_open_ledger_picks_the_backend(ledger_url:
         assert (await store.append_event("t", "WorkflowStarted")).id == 1
     finally:
         await store.close()
+
+
+async def test_a_claim_and_an_outcome_are_written_with_their_events(ledger: Ledger) -> None:
+    key = idempotency_key("t-logged", "", "c1", ARGS)
+    scheduled = EventDraft(thread_id="t-logged", kind="ActivityScheduled", data={"a": 1}, key=key)
+    outcome = await ledger.begin(
+        key, thread_id="t-logged", tool="write_file", tool_call_id="c1", args=ARGS, event=scheduled
+    )
+    assert outcome.action == "run"
+    again = await ledger.begin(
+        key, thread_id="t-logged", tool="write_file", tool_call_id="c1", args=ARGS, event=scheduled
+    )
+    assert again.action == "in_flight", "a lost claim writes no event"
+    done = EventDraft(thread_id="t-logged", kind="ActivityCompleted", data={"ms": 3}, key=key)
+    assert await ledger.complete(key, {"result": {}}, attempt=1, event=done)
+    events = await ledger.events("t-logged")
+    assert [(e.kind, e.key, e.data) for e in events] == [
+        ("ActivityScheduled", key, {"a": 1}),
+        ("ActivityCompleted", key, {"ms": 3}),
+    ]
+
+
+async def test_an_outcome_whose_event_cannot_be_written_is_not_recorded_either(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pair is one transaction: a failure between the two writes leaves the call scheduled,
+    so a resumed task sees it in doubt (or re-runs it) instead of a result with no log entry."""
+    key = idempotency_key("t-atomic", "", "c1", ARGS)
+    assert (
+        await ledger.begin(
+            key, thread_id="t-atomic", tool="write_file", tool_call_id="c1", args=ARGS
+        )
+    ).action == "run"
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("connection lost between the two writes")
+
+    monkeypatch.setattr(ledger, "_append_draft", broken)
+    done = EventDraft(thread_id="t-atomic", kind="ActivityCompleted", data={}, key=key)
+    with pytest.raises(RuntimeError):
+        await ledger.complete(key, {"result": {"n": 1}}, attempt=1, event=done)
+    entry = await ledger.get(key)
+    assert entry is not None and entry.state == "scheduled" and entry.result is None
+    assert await ledger.events("t-atomic") == []
+    monkeypatch.undo()
+    assert await ledger.complete(key, {"result": {"n": 1}}, attempt=1, event=done)
+    assert [e.kind for e in await ledger.events("t-atomic")] == ["ActivityCompleted"]

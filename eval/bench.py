@@ -67,6 +67,7 @@ class _Outcome(TypedDict):
     model_calls: NotRequired[int]
     prompt_tokens: NotRequired[int]
     completion_tokens: NotRequired[int]
+    cost_usd: NotRequired[float]
 
 
 def goal_of(task: CodingTask) -> str:

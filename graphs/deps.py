@@ -8,15 +8,15 @@ node uses is visible here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.runtime import Runtime
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 
 from graphs.context import TeamContext
 from graphs.state import Usage
@@ -32,6 +32,9 @@ class Limits:
     max_steps: int
     max_iterations: int
     token_budget: int
+    stop: str = ""
+    """Why the task must stop although the counters allow more: a model call was refused by
+    the hard budget at the call layer (task budget or tenant quota), so routing ends the task."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,24 @@ class TeamDeps(Protocol):
 
         A server that decodes them in one request reads the prompt once; otherwise they are
         `n` requests with seeds `seed` … `seed + n - 1`.
+        """
+
+    async def ask_tools(
+        self,
+        model: BaseChatModel,
+        messages: Sequence[BaseMessage],
+        tools: Sequence[Mapping[str, JsonValue]],
+    ) -> tuple[AIMessage, Usage]:
+        """One tool-calling turn: the reply must call one of `tools` (OpenAI-style definitions).
+
+        The bundled server decodes the call under a grammar built from the tools' schemas, so
+        its arguments always parse; what they mean is still the gateway's to validate.
+        """
+
+    def similarity(self) -> Callable[[Sequence[str]], float] | None:
+        """Mean pairwise cosine of texts' embeddings (the bundled embedder), or None.
+
+        For the loop guard's semantic-repeat check. Blocking: call it off the event loop.
         """
 
     async def ask_json[T: BaseModel](

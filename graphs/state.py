@@ -35,6 +35,8 @@ class Usage(TypedDict):
     model_calls: int
     prompt_tokens: int
     completion_tokens: int
+    cost_usd: NotRequired[float]
+    """Priced by the service's price table; absent (0) in checkpoints written before it."""
 
 
 class CheckResult(TypedDict):
@@ -165,11 +167,14 @@ def add_usage(left: Usage | None, right: Usage | None) -> Usage:
     """Add usage counters field by field."""
     zero: Usage = {"model_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     a, b = left or zero, right or zero
-    return {
+    total: Usage = {
         "model_calls": a["model_calls"] + b["model_calls"],
         "prompt_tokens": a["prompt_tokens"] + b["prompt_tokens"],
         "completion_tokens": a["completion_tokens"] + b["completion_tokens"],
     }
+    if "cost_usd" in a or "cost_usd" in b:  # unpriced usage stays as it always was
+        total["cost_usd"] = a.get("cost_usd", 0.0) + b.get("cost_usd", 0.0)
+    return total
 
 
 def append_test_runs(left: list[TestRun] | None, right: list[TestRun] | None) -> list[TestRun]:

@@ -112,6 +112,7 @@ def build_report(
         "model_calls": usage["model_calls"],
         "prompt_tokens": usage["prompt_tokens"],
         "completion_tokens": usage["completion_tokens"],
+        "cost_usd": round(usage.get("cost_usd", 0.0), 6),
         "reviews": len(state.get("reviews", [])),
         "flags": list(flags or []),
     }

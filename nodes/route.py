@@ -76,6 +76,8 @@ def question_key(question: dict[str, str]) -> str:
 def guard_reason(state: SelectionState, limits: Limits) -> str:
     """Why the team must stop now ("" when it may go on)."""
     steps = state.get("steps", 0)
+    if limits.stop:
+        return limits.stop
     if steps >= limits.max_steps:
         return f"step limit reached ({limits.max_steps} steps)"
     usage = state.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0}

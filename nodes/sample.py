@@ -14,7 +14,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graphs.context import TeamContext
-from graphs.deps import Node, TeamDeps
+from graphs.deps import ModelOutputError, Node, TeamDeps
 from graphs.selection_state import PooledCandidate
 from nodes.candidates import Candidate, Origin, Rejected, make_candidate
 from nodes.route import RepairTask, SampleTask
@@ -67,13 +67,19 @@ async def _candidates(
     model = await deps.model(ctx)
     system, user = prompt
     temperature = 0.0 if origin == "greedy" else deps.sampling.temperature
-    if count > 1:
-        texts, usage = await deps.ask_texts(
-            model, system, user, n=count, temperature=temperature, seed=seed
-        )
-    else:
-        text, usage = await deps.ask_text(model, system, user, temperature=temperature, seed=seed)
-        texts = [text]
+    try:
+        if count > 1:
+            texts, usage = await deps.ask_texts(
+                model, system, user, n=count, temperature=temperature, seed=seed
+            )
+        else:
+            text, usage = await deps.ask_text(
+                model, system, user, temperature=temperature, seed=seed
+            )
+            texts = [text]
+    except ModelOutputError as exc:  # refused by the budget: no candidates; the guard stops
+        runtime.stream_writer({"role": "coder", "event": "failed", "error": str(exc)[:300]})
+        return {"pool": {}, "batch": batch, "usage": exc.usage, "steps": 1}
     found = [make_candidate(text, origin, entry_point or None) for text in texts]
     for item in found:
         event = "rejected" if isinstance(item, Rejected) else "wrote"

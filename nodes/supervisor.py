@@ -69,6 +69,8 @@ def guard(state: TeamState, limits: Limits) -> str:
     """Why the task must stop now (step limit, token budget, run limit), or an empty string."""
     usage = state.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0}
     tokens = usage["prompt_tokens"] + usage["completion_tokens"]
+    if limits.stop:
+        return limits.stop
     if state.get("steps", 0) >= limits.max_steps:
         return f"step limit reached ({limits.max_steps} steps)"
     if tokens >= limits.token_budget:

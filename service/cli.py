@@ -18,7 +18,15 @@ from service import tasks
 from service.cli_dlq import DEFAULT_PORT, dlq
 from service.cli_input import check_out_dir, read_goal
 from service.cli_output import console, err, fail, flags, quiet_libraries, unexpected
-from service.cli_run import answer_task, resume_task, run_async, show_task, start_task
+from service.cli_run import (
+    answer_task,
+    load_repo,
+    report_repo,
+    resume_task,
+    run_async,
+    show_task,
+    start_task,
+)
 from service.cli_tracing import check_tracing
 from service.exit_codes import ExitCode
 from service.settings import Settings, get_settings
@@ -123,6 +131,12 @@ def run(
         str | None,
         typer.Option(help="pipeline or selection (default: STRATEGOS_TEAM, else pipeline)."),
     ] = None,
+    repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo", help="Work on a copy of this repository and deliver a patch for review."
+        ),
+    ] = None,
 ) -> None:
     """Start a task and stream the team's work until it is delivered or needs approval.
 
@@ -134,6 +148,11 @@ def run(
     mode = _approve_mode(approve)
     if entry_point is not None and not entry_point.isidentifier():
         raise fail(f"--entry-point must be a Python name, not {entry_point!r}", ExitCode.USAGE)
+    if repo is not None:
+        if team is not None:
+            raise fail("--repo runs the repository agent; leave out --team", ExitCode.USAGE)
+        repo = repo.resolve()
+        report_repo(load_repo(repo, settings), repo)
     task = task_id or tasks.new_task_id()
     delivery = check_out_dir(out) if out else (tasks.task_dir(settings, task) / "delivered")
     delivery = delivery.resolve()
@@ -146,7 +165,8 @@ def run(
             out_dir=str(delivery),
             max_steps=max_steps,
             token_budget=token_budget,
-            team=team or settings.team,
+            team="repo" if repo else (team or settings.team),
+            repo=str(repo) if repo else None,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -117,8 +117,13 @@ def print_paused(task_id: str) -> None:
     console.print(f"  reject:  strategos approve {task_id} --reject --comment 'what to change'")
 
 
-def print_report(report: Mapping[str, Any], wall_s: float, task_id: str) -> None:
-    """The final report as a table."""
+def print_report(
+    report: Mapping[str, Any],
+    wall_s: float,
+    task_id: str,
+    by_role: Mapping[str, int] | None = None,
+) -> None:
+    """The final report as a table (`by_role`: tokens each role spent, from the budget ledger)."""
     table = Table(title=f"task {task_id}: {report.get('status', 'unknown')}", box=None)
     table.add_column("", style="bold")
     table.add_column("")
@@ -134,8 +139,13 @@ def print_report(report: Mapping[str, Any], wall_s: float, task_id: str) -> None
         "tokens (prompt + completion)": (
             f"{report.get('prompt_tokens', 0)} + {report.get('completion_tokens', 0)}"
         ),
+        "cost": f"${float(report.get('cost_usd') or 0.0):.6f}",
         "wall time (this run)": f"{wall_s:.1f} s",
     }
+    if by_role:
+        rows["tokens by role"] = ", ".join(
+            f"{role} {spent}" for role, spent in sorted(by_role.items(), key=lambda kv: -kv[1])
+        )
     if report.get("stop_reason"):
         rows["stopped because"] = str(report["stop_reason"])
     if report.get("delivery_error"):

@@ -13,6 +13,7 @@ import sys
 import time
 import traceback
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, cast
 
 import psycopg
@@ -26,6 +27,7 @@ from graphs.state import TeamState
 from nodes.deliver import build_report
 from nodes.inbox import request_of
 from service import deps, tasks
+from service.budget import role_spending
 from service.cli_output import (
     console,
     err,
@@ -42,7 +44,8 @@ from service.exit_codes import ExitCode, outcome_code
 from service.live import LiveView
 from service.llm.models import chat_model
 from service.persistence import checkpointer
-from service.settings import Settings
+from service.repos import RepoCaps, RepoError, RepoSnapshot, ingest_dir, repo_input
+from service.settings import Settings, get_settings
 from service.team_deps import compile_named
 from service.tracing import setup_tracing, shutdown_tracing
 
@@ -98,8 +101,28 @@ async def _snapshot(settings: Settings, record: tasks.TaskRecord) -> StateSnapsh
         return await compile_named(record.team, saver, settings).aget_state(record.config(settings))
 
 
-def record_input(record: tasks.TaskRecord) -> dict[str, Any]:
-    """The graph input a task record stands for."""
+def load_repo(path: Path, settings: Settings) -> RepoSnapshot:
+    """The repository of `--repo`, within the settings' caps; a usage error when it cannot be."""
+    try:
+        return ingest_dir(path, RepoCaps.from_settings(settings))
+    except RepoError as exc:
+        raise fail(f"--repo {path}: {exc}", ExitCode.USAGE) from None
+
+
+def report_repo(snapshot: RepoSnapshot, path: Path) -> None:
+    """Say what was copied, and what was left out, before any work starts."""
+    size = sum(len(text.encode()) for text in snapshot.files.values())
+    console.print(f"repository {path}: {len(snapshot.files)} files, {size} bytes copied")
+    if snapshot.skipped:
+        shown = ", ".join(snapshot.skipped[:10]) + (" …" if len(snapshot.skipped) > 10 else "")
+        warn(f"left out (binary or symlink): {shown}")
+
+
+def record_input(record: tasks.TaskRecord, settings: Settings | None = None) -> dict[str, Any]:
+    """The graph input a task record stands for (a repository task copies its repository)."""
+    if record.repo is not None:
+        path = Path(record.repo)
+        return repo_input(record.goal, load_repo(path, settings or get_settings()))
     payload: dict[str, Any] = {"goal": record.goal}
     if record.entry_point:
         payload["entry_point"] = record.entry_point
@@ -120,7 +143,7 @@ async def start_task(settings: Settings, record: tasks.TaskRecord, interactive: 
         return done
     tasks.save(settings, record)
     console.print(f"[bold]task {record.task_id}[/]: {record.goal.strip().splitlines()[0][:100]}")
-    return await drive(settings, record, record_input(record), interactive=interactive)
+    return await drive(settings, record, record_input(record, settings), interactive=interactive)
 
 
 def _reused(
@@ -169,7 +192,7 @@ async def resume_task(settings: Settings, record: tasks.TaskRecord, interactive:
         return outcome_code(values["report"])
     elif not values:
         console.print(f"task {task} has no checkpoint yet; starting it from its record")
-        payload = record_input(record)
+        payload = record_input(record, settings)
     else:
         where = f"at {', '.join(snapshot.next)}" if snapshot.next else "after its last saved step"
         console.print(f"resuming task {task} {where}")
@@ -242,7 +265,8 @@ async def drive(
     if not report:
         task = record.task_id
         raise fail(f"task {task} stopped without a report; `strategos show {task}` shows why")
-    print_report(report, time.monotonic() - started, record.task_id)
+    by_role = await role_spending(record.task_id, settings)
+    print_report(report, time.monotonic() - started, record.task_id, by_role)
     return outcome_code(report)
 
 

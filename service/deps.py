@@ -264,6 +264,11 @@ _default_memory = _Once(_open_memory)
 _default_store = _Once(_open_store)
 
 
+def default_embedder() -> Embedder:
+    """The process's one embedder (loaded on first use; blocking, so off the event loop)."""
+    return _default_embedder()
+
+
 def memory(ctx: TeamContext) -> EpisodicMemory | None:
     """The injected episodic memory, else the configured one; None when memory is off."""
     if not ctx.use_memory:

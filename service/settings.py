@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ApprovalMode = Literal["ask", "auto", "deny"]
@@ -28,6 +29,37 @@ def _default_cache_dir() -> Path:
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "strategos"
+
+
+class ModelPrice(BaseModel):
+    """What one model costs, in USD per million prompt and completion tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_per_mtok: float = Field(ge=0.0)
+    completion_per_mtok: float = Field(ge=0.0)
+
+
+class ModelEndpoint(BaseModel):
+    """One OpenAI-compatible endpoint the router may send a call to (`model_endpoints`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    base_url: str | None = Field(
+        default=None, description="None: the bundled llama-server (priced by CPU-seconds)."
+    )
+    model: str = Field(min_length=1)
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the key."
+    )
+    price: ModelPrice | None = Field(
+        default=None, description="None: `model_prices[model]`, else the CPU-second price."
+    )
+    strength: int = Field(default=1, ge=0, le=9, description="Higher answers harder calls.")
+    roles: list[str] = Field(
+        default_factory=list, description="Graph nodes it may serve; empty: every node."
+    )
 
 
 class Settings(BaseSettings):
@@ -62,6 +94,43 @@ class Settings(BaseSettings):
         description="Retries of a failed model request (429, 5xx, connection) inside the OpenAI "
         "client; every 429 answer, retried or not, counts in the backpressure gauge.",
     )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Prices per model name as JSON: "
+        '{"gpt-4o-mini": {"prompt_per_mtok": 0.15, "completion_per_mtok": 0.6}}. A model '
+        "served by the bundled llama-server and absent here is priced by its CPU-seconds.",
+    )
+    local_cpu_second_usd: float = Field(
+        default=0.00001,
+        ge=0.0,
+        description="Price of one CPU-second of the bundled model (about a cloud vCPU-hour, "
+        "$0.036); times llama_threads cores over the throughputs below gives a token price.",
+    )
+    local_prompt_tok_per_s: float = Field(
+        default=150.0, gt=0.0, description="Measured prompt throughput (bench/model)."
+    )
+    local_generation_tok_per_s: float = Field(
+        default=12.3, gt=0.0, description="Measured generation throughput (bench/model)."
+    )
+    model_endpoints: list[ModelEndpoint] = Field(
+        default_factory=list,
+        description="Endpoints for cost-aware routing as a JSON list (service/llm/routing.py); "
+        "empty or one entry: no routing, the configured model serves every call.",
+    )
+    response_cache: bool = Field(
+        default=False,
+        description="Exact cache of greedy model answers in Redis (needs redis_url), per "
+        "tenant; off by default so an operator opts in to keeping prompts and answers.",
+    )
+    response_cache_ttl_s: int = Field(default=86_400, ge=1, description="Life of a cached answer.")
+    semantic_cache: bool = Field(
+        default=False,
+        description="With the response cache: also answer a greedy call whose last request "
+        "rewords a cached one under identical instructions (service/llm/semantic_cache.py).",
+    )
+    semantic_cache_threshold: float = Field(
+        default=0.98, ge=0.9, le=1.0, description="Cosine a reworded request must reach."
+    )
 
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     data_dir: Path = Field(default_factory=_default_data_dir)
@@ -85,6 +154,48 @@ class Settings(BaseSettings):
     max_steps: int = Field(default=24, ge=1, description="Graph node visits before stopping.")
     max_iterations: int = Field(default=4, ge=1, description="Coder attempts before delivering.")
     token_budget: int = Field(default=60_000, ge=1, description="Tokens per task (in + out).")
+    budget_floor_tokens: int = Field(
+        default=64,
+        ge=1,
+        description="A model call that does not fit the task's budget or the tenant's quota is "
+        "shortened to the completion tokens that fit, down to this many; below, it is refused.",
+    )
+    budget_reservation_ttl_s: int = Field(
+        default=900,
+        ge=10,
+        description="A model call's reservation stops counting after this long, so one left "
+        "by a crashed process does not starve the resumed task (longer than a call takes).",
+    )
+    budget_ledger_ttl_s: int = Field(
+        default=7 * 86400,
+        ge=60,
+        description="How long a task's spending is remembered after its last model call.",
+    )
+    budget_role_max_fraction: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Most of a task's budget one role (graph node) may reach by borrowing the "
+        "unused fair shares of idle roles; 1.0: no cap, roles share first come first served.",
+    )
+    quota_tokens_per_hour: int | None = Field(
+        default=None,
+        ge=0,
+        description="Model tokens a tenant may use per clock hour, all its tasks and sub-tasks "
+        "together (unset: unlimited; 0: no model use). Per tenant: tenant_limits "
+        '{"t": {"tokens_per_hour": …}} (-1: unlimited).',
+    )
+    quota_tokens_per_day: int | None = Field(
+        default=None, ge=0, description="Model tokens a tenant may use per UTC day (as above)."
+    )
+    quota_steps_per_hour: int | None = Field(
+        default=None,
+        ge=0,
+        description="Model calls (steps) a tenant may make per clock hour (as above).",
+    )
+    quota_steps_per_day: int | None = Field(
+        default=None, ge=0, description="Model calls (steps) a tenant may make per UTC day."
+    )
     team: Literal["pipeline", "selection"] = Field(
         default="pipeline",
         description="The team a new CLI task runs: the supervisor's pipeline or the "
@@ -146,6 +257,18 @@ class Settings(BaseSettings):
         "local user.",
     )
     structured_retries: int = Field(default=2, ge=0, le=5)
+    tool_calls: Literal["auto", "native", "json_schema"] = Field(
+        default="auto",
+        description="How a ReAct turn's tool call is decoded: `json_schema` (one JSON object "
+        "under an anyOf of the tools' schemas), `native` (the endpoint's tool calling with "
+        "tool_choice=required), `auto` (json_schema on the bundled server, native elsewhere).",
+    )
+    plan_max_subtasks: int = Field(
+        default=6,
+        ge=1,
+        le=50,
+        description="Most subtasks a Plan-and-Solve plan may have; a longer plan is refused.",
+    )
     prompt_token_budget: int = Field(
         default=5120,
         ge=256,
@@ -302,6 +425,20 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = 512
     sandbox_cpu_s: int = 20
     sandbox_file_size_mb: int = 16
+    repo_roots: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Repositories a served task may name (name → host directory), as JSON: "
+        "a request gives only the name, never a path (`service/repos.py`).",
+    )
+    repo_max_files: int = Field(
+        default=1000, ge=1, description="Files a repository task may bring (uploads included)."
+    )
+    repo_max_bytes: int = Field(
+        default=5_000_000, ge=1, description="Total bytes of a repository task's files."
+    )
+    repo_upload_max_bytes: int = Field(
+        default=2_000_000, ge=1, description="Size of an uploaded tar.gz or zip, as sent."
+    )
 
     def sandbox_options(self) -> dict[str, str | bool]:
         """The chosen backend's constructor options.
@@ -369,6 +506,13 @@ class Settings(BaseSettings):
         """
         prefix = self.redis_prefix
         return f"{prefix}aegra:" if prefix.endswith(":") else f"{prefix}:aegra:"
+
+    def endpoint_api_key(self, endpoint: ModelEndpoint) -> SecretStr | None:
+        """The key of a routed endpoint, read from the variable it names (never logged)."""
+        if not endpoint.api_key_env:
+            return None
+        value = os.environ.get(endpoint.api_key_env)
+        return SecretStr(value) if value else None
 
     def sqlite_path(self) -> Path:
         """Where the embedded checkpointer keeps its database."""

@@ -37,8 +37,10 @@ class TaskRecord(BaseModel):
     out_dir: str
     max_steps: int | None = Field(default=None, ge=1)
     token_budget: int | None = Field(default=None, ge=1)
-    team: Literal["pipeline", "selection"] = "pipeline"
+    team: Literal["pipeline", "selection", "repo"] = "pipeline"
     """The graph the task runs on, fixed at creation: its checkpoints are that graph's."""
+    repo: str | None = None
+    """The repository a `repo` task copied at its start (`strategos run --repo`)."""
     created_at: float = Field(default_factory=time.time)
 
     @field_validator("task_id")

@@ -31,7 +31,11 @@ __all__ = [
     "GATEWAY_DECISIONS",
     "GRAPH_STEPS",
     "LEASES_LOST",
+    "MODEL_CACHE_HITS",
+    "MODEL_CACHE_MISSES",
     "MODEL_CALLS",
+    "MODEL_COST",
+    "MODEL_FALLBACKS",
     "MODEL_TOKENS",
     "SANDBOX_SECONDS",
     "TASKS",
@@ -75,6 +79,36 @@ MODEL_TOKENS = Counter(
     "strategos_model_tokens_total",
     "Model tokens by node, tenant and kind (prompt or completion).",
     labelnames=["node", "tenant", "kind"],
+)
+MODEL_BUDGET = Counter(
+    "strategos_model_budget_total",
+    "Model calls checked against the hard budget before they were sent, by node, tenant and "
+    "outcome: sent (fitted as asked), shortened (a smaller completion limit), or refused_task, "
+    "refused_role, refused_tenant (not sent).",
+    labelnames=["node", "tenant", "outcome"],
+)
+MODEL_COST = Counter(
+    "strategos_model_cost_usd_total",
+    "Model spending in USD by tenant, node and priced model (the bundled model by its "
+    "CPU-seconds; cached answers cost nothing).",
+    labelnames=["tenant", "node", "model"],
+)
+MODEL_CACHE_HITS = Counter(
+    "strategos_model_cache_hits_total",
+    "Greedy model calls answered from the response cache, by model and kind (exact, or "
+    "semantic: a near-identical request under the same instructions).",
+    labelnames=["model", "kind"],
+)
+MODEL_CACHE_MISSES = Counter(
+    "strategos_model_cache_misses_total",
+    "Greedy model calls the response cache could not answer, by model (sampled calls never look).",
+    labelnames=["model"],
+)
+MODEL_FALLBACKS = Counter(
+    "strategos_model_fallbacks_total",
+    "Routed calls an endpoint failed (429, timeout, error) and the next one was tried, "
+    "by the endpoint that failed.",
+    labelnames=["endpoint"],
 )
 TASKS = Counter(
     "strategos_tasks_total",

@@ -51,7 +51,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ from tools.ledger import (
     PostgresLedger,
     SqliteLedger,
 )
+from tools.ledger.sql import Query
 from tools.policy import Policy, PolicyConfig, ToolRule
 from tools.registry import (
     SideEffect,
@@ -159,6 +161,11 @@ class MemoryLedger(Ledger):
         self.statements = 0
         self._entries: dict[str, LedgerEntry] = {}
         self._log: dict[str, list[LedgerEvent]] = {}
+
+    @property
+    def transactions(self) -> int:
+        """Each operation stands alone (the base class's non-atomic pairs)."""
+        return self.statements
 
     async def setup(self) -> None:
         """Nothing to create."""
@@ -266,15 +273,23 @@ class MemoryLedger(Ledger):
 
 
 class CountingSqliteLedger(SqliteLedger):
-    """The SQLite ledger, counting statements (one `_rows` call each)."""
+    """The SQLite ledger, counting statements and transactions (an autocommit statement is one)."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         self.statements = 0
+        self.transactions = 0
 
-    async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+    async def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
         self.statements += 1
+        self.transactions += 1
         return await super()._rows(sql, params)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Query]:
+        self.transactions += 1
+        async with super()._transaction() as query:
+            yield _counting(self, query)
 
 
 class CountingPostgresLedger(PostgresLedger):
@@ -283,10 +298,28 @@ class CountingPostgresLedger(PostgresLedger):
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         super().__init__(pool, owns_pool=True)
         self.statements = 0
+        self.transactions = 0
 
     async def _fetch(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         self.statements += 1
+        self.transactions += 1
         return await super()._fetch(sql, params)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Query]:
+        self.transactions += 1
+        async with super()._transaction() as query:
+            yield _counting(self, query)
+
+
+def _counting(ledger: CountingSqliteLedger | CountingPostgresLedger, query: Query) -> Query:
+    """`query`, counting each statement of a transaction on `ledger`."""
+
+    async def counted(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        ledger.statements += 1
+        return await query(sql, params)
+
+    return counted
 
 
 CountingLedger = MemoryLedger | CountingSqliteLedger | CountingPostgresLedger
@@ -418,6 +451,7 @@ class Runner:
     next_index: int = 0
     samples: list[int] = field(default_factory=list)
     statements: int = 0
+    transactions: int = 0
     handler_runs: int = 0
     """Handler runs during the timed calls (the probe is shared, so counted per batch)."""
     warmup_handler_runs: int = 0
@@ -426,6 +460,7 @@ class Runner:
     async def batch(self, count: int, timed: bool) -> None:
         """Make `count` calls, timing each (checks and counters stay outside the timing)."""
         statements = self.ledger.statements if self.ledger is not None else 0
+        transactions = self.ledger.transactions if self.ledger is not None else 0
         runs = self.probe.runs if self.probe is not None else 0
         for index in range(self.next_index, self.next_index + count):
             start = time.perf_counter_ns()
@@ -439,6 +474,7 @@ class Runner:
         if timed:
             if self.ledger is not None:
                 self.statements += self.ledger.statements - statements
+                self.transactions += self.ledger.transactions - transactions
             self.handler_runs += ran
         else:
             self.warmup_handler_runs += ran
@@ -572,10 +608,12 @@ class Bench:
             kinds[event.kind] = kinds.get(event.kind, 0) + 1
         if case.sql is not None:
             ops: float | None = 1.0
+            transactions: float | None = 1.0
         elif runner.ledger is None:
-            ops = None
+            ops = transactions = None
         else:
             ops = runner.statements / calls
+            transactions = runner.transactions / calls
         return {
             "id": case.id,
             "case": case.label,
@@ -586,6 +624,7 @@ class Bench:
             "calls": calls,
             **summarize(samples),
             "ledger_ops_per_call": ops,
+            "ledger_transactions_per_call": transactions,
             "events_per_call": None if events is None else len(events) / calls,
             "events_by_kind_per_call": {k: v / calls for k, v in sorted(kinds.items())},
             "handler_runs": runner.handler_runs,
@@ -744,6 +783,7 @@ HEADER = (
     "overhead p50 ms",
     "overhead mean ms",
     "ledger ops / call",
+    "ledger transactions / call",
     "events / call",
 )
 
@@ -764,6 +804,7 @@ def cells(row: Mapping[str, Any]) -> list[str]:
         ms(row["overhead_p50_ms"]),
         ms(row["overhead_mean_ms"]),
         fmt(row["ledger_ops_per_call"]),
+        fmt(row.get("ledger_transactions_per_call")),
         fmt(row["events_per_call"]),
     ]
 

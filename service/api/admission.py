@@ -12,6 +12,7 @@ from service.api.run_driver import run_context
 from service.api.run_guard import Refused, check_context
 from service.api.schemas import TaskOptions
 from service.api.session import Session
+from service.quotas import quota_refusal
 from service.rate_limits import get_limit_store
 from service.settings import get_settings
 
@@ -19,6 +20,7 @@ __all__ = [
     "ACTIVE_RETRY_AFTER_S",
     "refuse_looser_than_policy",
     "refuse_over_active_cap",
+    "refuse_over_quota",
     "refuse_when_overloaded",
     "task_depth",
 ]
@@ -59,6 +61,26 @@ async def refuse_when_overloaded() -> None:
             f"not accepting new tasks right now: {pressure.reason}",
             headers={"Retry-After": str(pressure.retry_after_s)},
         )
+
+
+async def refuse_over_quota(tenant: str) -> None:
+    """403 `no_quota` for a tenant with a quota of 0; 429 `quota_exceeded` while a window is spent.
+
+    The hour's or day's tokens or steps (`service.quotas`) are shared by every instance;
+    Retry-After is when the spent window ends. A task started anyway could not call the model.
+    """
+    settings = get_settings()
+    refusal = await quota_refusal(settings, tenant, floor=settings.budget_floor_tokens)
+    if refusal is None:
+        return
+    if refusal.status == 403:
+        raise ApiError(403, "no_quota", refusal.reason)
+    raise ApiError(
+        429,
+        "quota_exceeded",
+        refusal.reason,
+        headers={"Retry-After": str(refusal.retry_after_s)},
+    )
 
 
 async def refuse_over_active_cap(sess: Session, cap: int) -> None:

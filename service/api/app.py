@@ -19,15 +19,19 @@ Every error is `{"error": {"code": …, "message": …}}` with a stable code:
 |---|---|---|
 | 401 | `unauthorized` | no or unknown API key (`x-api-key` or `Authorization: Bearer`) |
 | 403 | `task_depth_exceeded` | an agent-created task nested deeper than `max_task_depth` (3) |
+| 403 | `no_quota` | the tenant's model quota is 0 (`STRATEGOS_QUOTA_*`, `tenant_limits`) |
 | 403 | `forbidden` | approval looser than the operator's policy, or an agent key approving |
 | 404 | `not_found` | no such task for this tenant (another tenant's task included) |
 | 409 | `not_waiting_for_approval` | approve/reject while the task is not waiting for it |
 | 409 | `conflict` | the task already has a run in progress |
 | 409 | `dead_letter_closed` | replay of a dead letter that is not open, or resolve twice |
 | 422 | `validation_error` | the request does not match the schema |
+| 413 | `repository_too_large` | a repository over the operator's caps (`STRATEGOS_REPO_MAX_*`) |
 | 422 | `invalid_options` | an option over the operator's cap (`STRATEGOS_*_CAP`) |
+| 422 | `bad_repository` | an upload with a link, an absolute or `..` path; not an offered name |
 | 429 | `rate_limited` | the tenant's requests/s bucket is empty (`Retry-After`) |
 | 429 | `active_task_limit` | the tenant already has `max_active_tasks` running or waiting tasks |
+| 429 | `quota_exceeded` | the tenant's model tokens or steps of this hour/day are spent |
 | 429 | `overloaded` | backpressure: run backlog or model 429s over threshold (`Retry-After`) |
 | 502 | `upstream_error` | the LangGraph server answered something unexpected |
 | 503 | `busy` | another request held the tenant's or task's lock too long (`Retry-After`) |
@@ -62,6 +66,7 @@ from starlette.websockets import WebSocketDisconnect
 from service.api.admission import (
     refuse_looser_than_policy,
     refuse_over_active_cap,
+    refuse_over_quota,
     refuse_when_overloaded,
     task_depth,
 )
@@ -74,7 +79,14 @@ from service.api.errors import ERRORS, ApiError, error_response, upstream_error
 from service.api.files_routes import router as files_router
 from service.api.outage import OUTAGE_TYPES, is_outage
 from service.api.outage import install as answer_outages_with_503
-from service.api.run_driver import exclusive, run_context, start_run
+from service.api.run_driver import (
+    GRAPH_ID,
+    REPO_GRAPH_ID,
+    exclusive,
+    graph_of,
+    run_context,
+    start_run,
+)
 from service.api.run_outcome import reconcile
 from service.api.schemas import (
     MAX_AFTER,
@@ -95,6 +107,7 @@ from service.api.task_state import (
     state_values,
     task_status,
     task_summary,
+    with_roles,
     with_values,
 )
 from service.api.task_stream import pump_events, stream_error
@@ -108,7 +121,8 @@ from service.api.tenancy import (
 from service.api.trace_context import RUN_KEY, TraceRequests, current_traceparent, trace_id_of
 from service.dlq import close_dlq_stores
 from service.rate_limits import close_limit_stores, get_limit_store, limits_for
-from service.settings import get_settings
+from service.repos import RepoError, from_request, repo_input
+from service.settings import Settings, get_settings
 from tools.ledger import open_ledger
 from tools.telemetry import API_ERRORS, TASKS
 
@@ -228,7 +242,7 @@ async def _view(sess: Session, thread: Thread) -> TaskView:
         pending_approval=interrupts[0]
         if interrupts and status_ == "waiting_for_approval"
         else None,
-        usage=json_dict(values.get("usage")),
+        usage=await with_roles(json_dict(values.get("usage")), summary.task_id),
         result=json_dict(values.get("report")),
         last_event_id=last,
         trace_id=trace_id_of((thread.get("metadata") or {}).get(RUN_KEY)),
@@ -247,10 +261,20 @@ TaskId = Annotated[uuid.UUID, Path(description="The task id (a thread id).")]
     response_model=TaskView,
     responses={
         **ERRORS,
-        403: {"model": ErrorBody, "description": "`task_depth_exceeded`."},
+        403: {"model": ErrorBody, "description": "`task_depth_exceeded` or `no_quota`."},
+        413: {
+            "model": ErrorBody,
+            "description": "`repository_too_large`: the repository is over the operator's caps.",
+        },
+        422: {
+            "model": ErrorBody,
+            "description": "Invalid request (`validation_error`), or a repository that cannot be "
+            "taken (`bad_repository`: a link, an absolute or '..' path, an unknown name).",
+        },
         429: {
             "model": ErrorBody,
-            "description": "`rate_limited`, `active_task_limit` or `overloaded`; see Retry-After.",
+            "description": "`rate_limited`, `active_task_limit`, `quota_exceeded` or "
+            "`overloaded`; see Retry-After.",
         },
     },
     summary="Start a task",
@@ -273,30 +297,65 @@ async def create_task(
     tenant = sess.identity.tenant
     options = body.options
     depth = await task_depth(sess, options, depth, settings.max_task_depth)
+    graph, run_input, started = await _task_input(body, settings)
     await refuse_when_overloaded()
+    await refuse_over_quota(tenant)
     cap = limits_for(settings, tenant).max_active_tasks
     async with exclusive(f"tenant:{tenant}"):
         # Counted and created under the tenant's lock: two requests cannot both take the
         # last free place.
         await refuse_over_active_cap(sess, cap)
         refuse_looser_than_policy(options, tenant)
-        task_id = await _create_thread(sess, body, tenant, depth)
+        task_id = await _create_thread(sess, body, tenant, depth, graph)
         await sess.facade.ledger.append_event(
             task_id,
             "WorkflowStarted",
-            {"goal": body.goal, "tenant": tenant, "depth": depth, "options": _options(options)},
+            {
+                "goal": body.goal,
+                "tenant": tenant,
+                "depth": depth,
+                "options": _options(options),
+                **started,
+            },
         )
         await start_run(
-            sess, task_id, input={"goal": body.goal}, context=run_context(options, tenant)
+            sess, task_id, input=run_input, context=run_context(options, tenant), graph=graph
         )
     TASKS.labels(event="created").inc()
     return await _view(sess, await sess.thread(task_id))
 
 
-async def _create_thread(sess: Session, body: CreateTaskRequest, tenant: str, depth: int) -> str:
+async def _task_input(
+    body: CreateTaskRequest, settings: Settings
+) -> tuple[str, dict[str, Any], dict[str, JsonValue]]:
+    """The graph, its input and what the start event records; a repository is taken first."""
+    source = body.repository
+    if source is None:
+        return GRAPH_ID, {"goal": body.goal}, {}
+    try:
+        snapshot = await asyncio.to_thread(
+            from_request, source.archive_base64, source.name, settings
+        )
+    except RepoError as exc:
+        status_code, code = (
+            (413, "repository_too_large") if exc.too_big else (422, "bad_repository")
+        )
+        raise ApiError(status_code, code, str(exc)) from None
+    summary: dict[str, JsonValue] = {
+        "files": len(snapshot.files),
+        "skipped": list(snapshot.skipped[:100]),
+        "name": source.name,
+    }
+    return REPO_GRAPH_ID, repo_input(body.goal, snapshot), {"repository": summary}
+
+
+async def _create_thread(
+    sess: Session, body: CreateTaskRequest, tenant: str, depth: int, graph: str = GRAPH_ID
+) -> str:
     """Create the task's thread, its metadata saying whose it is and where it nests; its id."""
     options = body.options
     metadata: dict[str, JsonValue] = {
+        "graph": graph,
         "kind": TASK_KIND,
         "tenant": tenant,
         "depth": depth,
@@ -385,6 +444,7 @@ async def approve_task(task_id: TaskId, body: ApproveRequest, sess: SessionDep) 
             command={"resume": {"approved": body.approved, "comment": body.comment}},
             context=run_context(options, sess.identity.tenant),
             traceparent=metadata.get(RUN_KEY),
+            graph=graph_of(metadata),
         )
     return await _view(sess, await sess.thread(tid))
 

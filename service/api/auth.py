@@ -21,8 +21,9 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
-from service.api.run_guard import Refused, check_context, check_run
+from service.api.run_guard import Refused, check_context, check_run, run_kwargs
 from service.api.tenancy import Unauthenticated, resolve_identity
+from service.quotas import quota_refusal
 from service.settings import get_settings
 
 auth = Auth()
@@ -87,9 +88,29 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
 
 @auth.on.threads.create_run
 async def on_create_run(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str]:
-    """A run is checked (`service.api.run_guard`) and then owned like its thread."""
+    """A run is checked (`service.api.run_guard`) and the tenant's quota, then owned."""
     _check_run(ctx, value)
+    await _check_quota(ctx, value)
     return _own(ctx, value)
+
+
+async def _check_quota(ctx: Auth.types.AuthContext, value: Any) -> None:
+    """A run that would call the model is refused while the tenant's quota is spent or 0.
+
+    An answer to the team (`command.resume`: an approval) is let through: delivering what was
+    approved calls no model, and a spent quota must not hold a human's answer hostage.
+    """
+    kwargs = run_kwargs(value) if isinstance(value, dict) else {}
+    command = kwargs.get("command")
+    if isinstance(command, dict) and command.get("resume") is not None:
+        return
+    settings = get_settings()
+    refusal = await quota_refusal(settings, ctx.user.identity, floor=settings.budget_floor_tokens)
+    if refusal is not None:
+        headers = {"Retry-After": str(refusal.retry_after_s)} if refusal.status == 429 else None
+        raise Auth.exceptions.HTTPException(
+            status_code=refusal.status, detail=refusal.reason, headers=headers
+        )
 
 
 @auth.on.crons

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from graphs.state import TASK_FIELDS
 from service.api.dependencies import SessionDep
 from service.api.errors import ERRORS, ApiError
-from service.api.run_driver import exclusive, run_context, start_run
+from service.api.run_driver import exclusive, graph_of, run_context, start_run
 from service.api.schemas import ErrorBody, TaskOptions, clean_text
 from service.api.session import Session
 from service.dlq import DeadLetter, DeadLetterStatus, get_dlq_store
@@ -154,6 +154,7 @@ async def replay_dead_letter(
                 command={"update": edited} if edited else None,
                 checkpoint_id=last.get("checkpoint_id") if last else None,
                 context=run_context(options, tenant),
+                graph=graph_of(metadata),
             )
         except ApiError:
             await store.transition(tenant, letter.id, from_status=("replayed",), to_status="open")

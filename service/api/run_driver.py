@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -37,6 +37,17 @@ from tools.ledger import EventKind
 log = logging.getLogger(__name__)
 
 GRAPH_ID = "coding_team"
+REPO_GRAPH_ID = "repo_agent"
+"""The repository agent (`graphs/repo_team.py`), for tasks created with a repository."""
+GRAPHS = frozenset({GRAPH_ID, REPO_GRAPH_ID})
+
+
+def graph_of(metadata: Mapping[str, Any] | None) -> str:
+    """The graph a task's thread runs on, from its metadata (the coding team unless named)."""
+    graph = (metadata or {}).get("graph")
+    return graph if isinstance(graph, str) and graph in GRAPHS else GRAPH_ID
+
+
 PROGRESS_KIND: EventKind = "AgentProgress"
 RUN_START_TIMEOUT_S = 30.0
 LOCK_HOLD_S = RUN_START_TIMEOUT_S + 30.0
@@ -71,6 +82,7 @@ async def _drive(
     checkpoint_id: str | None = None,
     context: dict[str, Any],
     traceparent: str | None = None,
+    graph: str = GRAPH_ID,
 ) -> None:
     """Run the graph once on the thread, then log its outcome (`service.api.run_outcome`).
 
@@ -82,7 +94,7 @@ async def _drive(
     """
     watch = _Watch(log_progress=not logged_at_source())
     try:
-        run = _RunRequest(input, command, checkpoint_id, context, traceparent)
+        run = _RunRequest(input, command, checkpoint_id, context, traceparent, graph)
         await _stream(sess, task_id, ready, watch, run)
     except Exception as exc:  # the run's fate is read from the server below
         if not ready.done():
@@ -115,6 +127,7 @@ class _RunRequest:
     checkpoint_id: str | None
     context: dict[str, Any]
     traceparent: str | None
+    graph: str = GRAPH_ID
 
     def config(self) -> dict[str, Any] | None:
         """The run's config: its metadata names the trace parent (read where it executes)."""
@@ -127,7 +140,7 @@ async def _stream(
     """Start the run and follow its stream; sets `ready` to the run's id."""
     async for part in sess.client.runs.stream(
         task_id,
-        GRAPH_ID,
+        run.graph,
         input=run.input,
         command=cast(Any, run.command),
         checkpoint_id=run.checkpoint_id,
@@ -222,6 +235,7 @@ async def start_run(
     command: dict[str, Any] | None = None,
     checkpoint_id: str | None = None,
     traceparent: str | None = None,
+    graph: str = GRAPH_ID,
 ) -> str:
     """Start the driver and wait until the server accepted the run; its id.
 
@@ -239,6 +253,7 @@ async def start_run(
         checkpoint_id=checkpoint_id,
         context=context,
         traceparent=traceparent or current_traceparent(),
+        graph=graph,
     )
     sess.facade.spawn(task_id, drive)
     try:

@@ -17,6 +17,7 @@ from graphs.context import IN_PROCESS_ONLY, STRICTNESS, ApproveMode, safe_relati
 from graphs.state import MAX_GOAL_CHARS, TASK_FIELDS
 from nodes.inbox import RESPONSE_TYPES
 from service.deps import effective_approve
+from service.repos import REPO_INPUT_KEYS, RepoCaps, RepoError, check_files
 from service.settings import Settings
 
 SERVED_FIELDS = frozenset(
@@ -215,6 +216,19 @@ def check_run(
 ) -> None:
     """Everything a run-creating request carries: context, config and command."""
     kwargs = run_kwargs(value)
+    check_repo_input(kwargs.get("input"), settings=settings)
     check_context(kwargs.get("context"), tenant=tenant, settings=settings)
     check_config(kwargs.get("config"), tenant=tenant, settings=settings)
     check_command(kwargs.get("command"), can_approve=can_approve)
+
+
+def check_repo_input(run_input: Any, *, settings: Settings) -> None:
+    """A run input carrying a repository's files: the same caps and path rules as an upload."""
+    if not isinstance(run_input, Mapping):
+        return
+    for key in REPO_INPUT_KEYS:
+        if key in run_input:
+            try:
+                check_files(run_input[key], RepoCaps.from_settings(settings), where=f"input.{key}")
+            except RepoError as exc:
+                raise Refused(413 if exc.too_big else 422, str(exc)) from None

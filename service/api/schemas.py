@@ -10,7 +10,15 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from tools.ledger import LedgerEvent
 
@@ -69,6 +77,37 @@ class TaskOptions(BaseModel):
     )
 
 
+MAX_UPLOAD_CHARS = 64_000_000
+"""A hard ceiling on an upload's base64 text; the operator's cap (`STRATEGOS_REPO_UPLOAD_MAX_BYTES`)
+is checked when it is unpacked (`service.repos`)."""
+
+
+class RepositorySource(BaseModel):
+    """The repository a task works on: an uploaded archive, or a name the operator offers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    archive_base64: str | None = Field(
+        default=None,
+        max_length=MAX_UPLOAD_CHARS,
+        description="A tar, tar.gz or zip of the repository, base64-encoded. Regular files only "
+        "(a link refuses the upload), relative paths without '..'; capped in files and bytes.",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="A repository the operator offers (STRATEGOS_REPO_ROOTS), by name.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RepositorySource:
+        if (self.archive_base64 is None) == (self.name is None):
+            raise ValueError("give exactly one of archive_base64 or name")
+        return self
+
+
 class CreateTaskRequest(BaseModel):
     """A new task for the team."""
 
@@ -76,6 +115,11 @@ class CreateTaskRequest(BaseModel):
 
     goal: str = Field(min_length=1, max_length=20_000, description="What to build.")
     options: TaskOptions = Field(default_factory=TaskOptions)
+    repository: RepositorySource | None = Field(
+        default=None,
+        description="Work on a repository: the agents change a copy and deliver a reviewed "
+        "patch. Without it, the team writes a module from the goal.",
+    )
 
     @field_validator("goal")
     @classmethod
@@ -118,7 +162,11 @@ class TaskView(TaskSummary):
     pending_approval: dict[str, JsonValue] | None = Field(
         description="What the team asks a human to approve, while waiting_for_approval."
     )
-    usage: dict[str, JsonValue] | None = Field(description="Model calls and tokens so far.")
+    usage: dict[str, JsonValue] | None = Field(
+        description="Model calls and tokens so far, and `cost_usd`: what they cost in USD at "
+        "the operator's prices (absent for tasks started before costs were recorded); "
+        "`by_role`: tokens each role (graph node) spent, from the budget ledger."
+    )
     result: dict[str, JsonValue] | None = Field(description="The final report, once completed.")
     last_event_id: int = Field(description="Id of the newest event (resume point).")
     trace_id: str | None = Field(

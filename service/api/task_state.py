@@ -17,6 +17,8 @@ from pydantic import JsonValue
 from nodes.inbox import request_of
 from service.api.schemas import TaskStatus, TaskSummary
 from service.api.session import Session
+from service.budget import role_spending
+from service.settings import get_settings
 
 
 def pending_interrupts(state: ThreadState) -> list[dict[str, JsonValue]]:
@@ -88,3 +90,13 @@ def json_dict(value: Any) -> dict[str, JsonValue] | None:
         return None
     loaded: dict[str, JsonValue] = json.loads(json.dumps(value, default=str))
     return loaded
+
+
+async def with_roles(
+    usage: dict[str, JsonValue] | None, task_id: str
+) -> dict[str, JsonValue] | None:
+    """The usage and `by_role`: tokens each role (graph node) spent, from the budget ledger."""
+    if usage is None:
+        return None
+    by_role = await role_spending(task_id, get_settings())
+    return {**usage, "by_role": dict(by_role)} if by_role else usage

@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, TypeVar
 
 import openai
+from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
@@ -29,6 +30,9 @@ from redis.asyncio import Redis
 
 from graphs.deps import text_of
 from graphs.state import Usage, add_usage
+from service.llm.cache import CachedChatOpenAI, response_cache
+from service.llm.prices import price_of
+from service.llm.routing import COST as ROUTED_COST
 from service.rate_limits import LimitStore, record_model_429
 from service.settings import Settings, get_settings
 
@@ -56,11 +60,15 @@ class StructuredOutputError(RuntimeError):
 def usage_of(message: BaseMessage) -> Usage:
     """Token usage reported with a model response (zero when the provider reports none)."""
     meta = getattr(message, "usage_metadata", None) or {}
-    return {
+    usage: Usage = {
         "model_calls": 1,
         "prompt_tokens": int(meta.get("input_tokens", 0)),
         "completion_tokens": int(meta.get("output_tokens", 0)),
     }
+    cost = message.response_metadata.get(ROUTED_COST)  # priced by the router at its endpoint
+    if isinstance(cost, (int, float)):
+        usage["cost_usd"] = float(cost)
+    return usage
 
 
 def _response_format(schema: type[BaseModel]) -> dict[str, object]:
@@ -243,27 +251,65 @@ def _count_429_sync(response: httpx2.Response) -> None:
 
 
 def chat_model(settings: Settings) -> BaseChatModel:
-    """The configured chat model: a script, an OpenAI-compatible endpoint, or the local model."""
+    """The configured chat model: a script, an OpenAI-compatible endpoint, or the local model.
+
+    With `model_endpoints` configured, a router over them (`service.llm.routing`); with the
+    response cache on, every OpenAI-compatible model looks greedy calls up in it first.
+    """
     if settings.scripted_model is not None:
         from service.llm.scripted import ScriptedChatModel
 
         scripted = ScriptedChatModel.from_file(settings.scripted_model)
         scripted.max_tokens = settings.max_completion_tokens
         return scripted
+    cache = response_cache(settings)
+    if settings.model_endpoints:
+        return _routed_model(settings, cache)
     if settings.openai_base_url:
         base_url = settings.openai_base_url
         api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
     else:
         base_url, api_key = LOCAL_SERVER.url(settings), "local"
-    return ChatOpenAI(
+    return _openai_model(
+        settings, base_url, api_key, settings.model, settings.model_max_retries, cache
+    )
+
+
+def _routed_model(settings: Settings, cache: BaseCache | None) -> BaseChatModel:
+    """The router over the configured endpoints; a routed endpoint never retries by itself."""
+    from service.deps import current_caller
+    from service.llm.routing import Route, RoutedChatModel
+
+    routes = []
+    for endpoint in settings.model_endpoints:
+        key = settings.endpoint_api_key(endpoint)
+        local = endpoint.base_url is None
+        base_url = LOCAL_SERVER.url(settings) if local else str(endpoint.base_url)
+        api_key = "local" if local else key.get_secret_value() if key else "none"
+        model = _openai_model(settings, base_url, api_key, endpoint.model, 0, cache)
+        price = endpoint.price or price_of(endpoint.model, settings, local=local)
+        routes.append(Route(endpoint=endpoint, model=model, price=price))
+    return RoutedChatModel(routes=routes, caller=current_caller)
+
+
+def _openai_model(
+    settings: Settings,
+    base_url: str,
+    api_key: str,
+    model: str,
+    max_retries: int,
+    cache: BaseCache | None,
+) -> ChatOpenAI:
+    """One OpenAI-compatible endpoint with the service's sampling, limits and 429 hooks."""
+    chat = CachedChatOpenAI(
         base_url=base_url,
         api_key=SecretStr(api_key),
-        model=settings.model,
+        model=model,
         temperature=settings.temperature,
         seed=settings.model_seed,
         max_completion_tokens=settings.max_completion_tokens,
         timeout=settings.request_timeout_s,
-        max_retries=settings.model_max_retries,
+        max_retries=max_retries,
         # Streamed answers (the CLI's live view) carry their token usage too: the accounting
         # and the metrics read it from the last chunk.
         stream_usage=True,
@@ -271,6 +317,7 @@ def chat_model(settings: Settings) -> BaseChatModel:
         http_client=openai.DefaultHttpxClient(event_hooks={"response": [_count_429_sync]}),
         http_async_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [_count_429]}),
     )
+    return chat.with_cache(cache)
 
 
 def message_texts(messages: Sequence[BaseMessage]) -> list[str]:

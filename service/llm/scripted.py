@@ -3,6 +3,12 @@
 Replies are chosen by rules, not by call order, so a process that resumes a task mid-way gets the
 same answers the first process would have: a rule matches on the agent role (the prompt's
 `# role:` line) and on substrings of the conversation.
+
+A rule may also make tool calls (`tool_calls`: name and args; its `reply` is then the turn's
+thought), which a tool-calling agent binds with `bind_tools`; the ids are fresh per call, as a
+server's are, so a resumed agent relies on the ids in its checkpointed messages. Asked for the
+`ToolCall` JSON schema instead (`service.llm.tool_calls`, how the bundled server is asked), the
+same rule answers its first call as that JSON text, as the server would.
 """
 
 from __future__ import annotations
@@ -11,15 +17,27 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
+
+
+class ScriptedToolCall(BaseModel):
+    """One tool call a scripted reply makes."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
 
 
 class ScriptRule(BaseModel):
@@ -30,7 +48,9 @@ class ScriptRule(BaseModel):
     unless: list[str] = Field(default_factory=list)
     seed: int | None = None
     """Only for calls sampled with this seed (candidates of one batch differ by seed)."""
-    reply: dict[str, Any] | str
+    reply: dict[str, Any] | str = ""
+    tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
+    """Tool calls of the reply (each with a fresh id); `reply` is then the thought beside them."""
 
 
 class Script(BaseModel):
@@ -78,7 +98,10 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "strategos-scripted"
 
-    def _reply(self, messages: list[BaseMessage], seed: int | None = None) -> AIMessage:
+    def _reply(
+        self, messages: list[BaseMessage], seed: int | None = None, limit: int | None = None
+    ) -> AIMessage:
+        """The first matching rule's reply, cut at `limit` tokens (a call's own `max_tokens`)."""
         role = role_of(messages)
         texts = [m.content if isinstance(m.content, str) else "" for m in messages]
         if self.record:
@@ -89,11 +112,16 @@ class ScriptedChatModel(BaseChatModel):
                 continue
             if all(w in prompt for w in rule.when) and not any(u in prompt for u in rule.unless):
                 text = rule.reply if isinstance(rule.reply, str) else json.dumps(rule.reply)
-                text = text[: self.max_tokens * 4]  # ~4 characters a token, like the counts
+                # ~4 characters a token, like the counts
+                text = text[: (limit or self.max_tokens) * 4]
                 self.calls += 1
                 prompt_tokens, completion_tokens = max(1, len(prompt) // 4), max(1, len(text) // 4)
                 return AIMessage(
                     content=text,
+                    tool_calls=[
+                        {"name": c.name, "args": c.args, "id": f"call_{uuid.uuid4().hex[:16]}"}
+                        for c in rule.tool_calls
+                    ],
                     usage_metadata={
                         "input_tokens": prompt_tokens,
                         "output_tokens": completion_tokens,
@@ -101,6 +129,17 @@ class ScriptedChatModel(BaseChatModel):
                     },
                 )
         raise ScriptMismatchError(f"no scripted reply for role {role!r}; prompt:\n{prompt[-1500:]}")
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Accept tool definitions as a server would; the script decides which calls are made."""
+        definitions = [convert_to_openai_tool(tool) for tool in tools]
+        return self.bind(tools=definitions, tool_choice=tool_choice, **kwargs)
 
     def _generate(
         self,
@@ -111,7 +150,7 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.script.latency_s:
             time.sleep(self.script.latency_s)
-        reply = self._reply(messages, kwargs.get("seed"))
+        reply = _shaped(self._reply(messages, kwargs.get("seed"), kwargs.get("max_tokens")), kwargs)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
     async def _agenerate(
@@ -123,7 +162,7 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         if self.script.latency_s:
             await asyncio.sleep(self.script.latency_s)
-        reply = self._reply(messages, kwargs.get("seed"))
+        reply = _shaped(self._reply(messages, kwargs.get("seed"), kwargs.get("max_tokens")), kwargs)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
     async def _astream(
@@ -140,9 +179,31 @@ class ScriptedChatModel(BaseChatModel):
         """
         if self.script.latency_s:
             await asyncio.sleep(self.script.latency_s)
-        reply = self._reply(messages, kwargs.get("seed"))
+        reply = _shaped(self._reply(messages, kwargs.get("seed"), kwargs.get("max_tokens")), kwargs)
         pieces = _WORDS.findall(str(reply.content)) or [""]
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
             usage = reply.usage_metadata if last else None
-            yield ChatGenerationChunk(message=AIMessageChunk(content=piece, usage_metadata=usage))
+            calls = _call_chunks(reply) if last else []  # a streamed reply keeps its tool calls
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content=piece, usage_metadata=usage, tool_call_chunks=calls)
+            )
+
+
+def _call_chunks(reply: AIMessage) -> list[ToolCallChunk]:
+    """The reply's tool calls as the one chunk each that a streaming server would send."""
+    return [
+        tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+        for i, c in enumerate(reply.tool_calls)
+    ]
+
+
+def _shaped(reply: AIMessage, kwargs: dict[str, Any]) -> AIMessage:
+    """The reply as a `ToolCall` JSON answer when the call asked for that schema."""
+    response_format = kwargs.get("response_format")
+    schema = response_format.get("json_schema", {}) if isinstance(response_format, dict) else {}
+    if schema.get("name") != "ToolCall" or not reply.tool_calls:
+        return reply
+    call = reply.tool_calls[0]
+    answer = {"thought": str(reply.content), "tool": call["name"], "args": call["args"]}
+    return AIMessage(json.dumps(answer), usage_metadata=reply.usage_metadata)

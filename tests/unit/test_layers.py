@@ -28,7 +28,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("eval", "service", "graphs", "nodes", "memory", "tools")
-TEAM_TYPES = frozenset({"graphs.state", "graphs.context", "graphs.deps", "graphs.selection_state"})
+DATA_REPOS = REPO / "eval" / "datasets" / "repo_tasks"
+"""Small repositories the repository tasks hand to agents: data, not the project's modules."""
+TEAM_TYPES = frozenset(
+    {
+        "graphs.state",
+        "graphs.context",
+        "graphs.deps",
+        "graphs.selection_state",
+        "graphs.react_state",
+        "graphs.plan_state",
+    }
+)
 
 ALLOWED: dict[str, frozenset[str]] = {
     "eval": frozenset({"eval", "service", "graphs", "team", "nodes", "memory", "tools"}),
@@ -128,6 +139,8 @@ def project_modules() -> dict[str, str]:
     modules = {}
     for package in PACKAGES:
         for path in sorted((REPO / package).rglob("*.py")):
+            if path.is_relative_to(DATA_REPOS):
+                continue
             parts = path.relative_to(REPO).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             modules[name] = path.read_text()

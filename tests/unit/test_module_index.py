@@ -11,6 +11,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("tools", "memory", "graphs", "nodes", "eval", "service")
+# The repository tasks' small repositories are data handed to agents, not modules.
+DATA_REPOS = REPO / "eval" / "datasets" / "repo_tasks"
 INDEX = re.compile(r"^- `((?:" + "|".join(PACKAGES) + r")/[\w/]+\.py)` — \S", re.MULTILINE)
 
 
@@ -24,7 +26,7 @@ def _modules() -> set[str]:
         str(path.relative_to(REPO))
         for package in PACKAGES
         for path in (REPO / package).rglob("*.py")
-        if "__pycache__" not in path.parts
+        if "__pycache__" not in path.parts and not path.is_relative_to(DATA_REPOS)
     }
 
 

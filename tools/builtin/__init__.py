@@ -8,6 +8,7 @@ schema snapshot per version, examples that validate, a handler that runs through
 | `run_tests`, `deliver_files` | the pipeline team (tester, deliver) |
 | `run_candidates`, `deliver_files` | the execution-first team (judge, deliver) |
 | `read_file`, `list_files`, `write_file`, `apply_patch` | the catalogue (below) |
+| `run_repo_tests`, `deliver_patch` | repository tasks (the catalogue; the patch after approval) |
 | `run_python`, `search_memory`, `math_eval` | the catalogue (below) |
 
 The catalogue is what a tool-calling agent binds (`ToolGateway.tool_definitions`, filtered by the
@@ -21,11 +22,13 @@ from typing import Any
 from tools.builtin import (
     apply_patch,
     deliver_files,
+    deliver_patch,
     list_files,
     math_eval,
     read_file,
     run_candidates,
     run_python,
+    run_repo_tests,
     run_tests,
     search_memory,
     write_file,
@@ -37,11 +40,13 @@ __all__ = ["BUILTIN_SPECS", "default_registry"]
 BUILTIN_SPECS: tuple[ToolSpec[Any, Any], ...] = (
     apply_patch.SPEC,
     deliver_files.SPEC,
+    deliver_patch.SPEC,
     list_files.SPEC,
     math_eval.SPEC,
     read_file.SPEC,
     run_candidates.SPEC,
     run_python.SPEC,
+    run_repo_tests.SPEC,
     run_tests.SPEC,
     search_memory.SPEC,
     write_file.SPEC,

@@ -59,6 +59,8 @@ def test_bench_gateway_small_run(tmp_path: Path) -> None:
         row = rows[case]
         assert row["handler_runs"] == CALLS
         assert row["ledger_ops_per_call"] == 4  # claim, scheduled event, complete, done event
+        # ... written as two transactions: the claim with its event, the result with its event
+        assert row["ledger_transactions_per_call"] == 2
         assert row["events_by_kind_per_call"] == {
             "ActivityCompleted": 1.0,
             "ActivityScheduled": 1.0,

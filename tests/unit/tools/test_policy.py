@@ -23,7 +23,8 @@ def test_default_policy_allows_every_tool_and_asks_only_before_delivery() -> Non
     for spec in REGISTRY.list():
         decision = policy.evaluate(spec, spec.examples[0].args, "acme")
         assert decision.allowed, decision.reason
-        assert decision.requires_approval == (spec.name == "deliver_files"), spec.name
+        delivers = spec.name in {"deliver_files", "deliver_patch"}
+        assert decision.requires_approval == delivers, spec.name
 
 
 def test_global_and_tenant_deny_patterns() -> None:

@@ -40,11 +40,13 @@ def test_default_registry_has_every_builtin() -> None:
     assert REGISTRY.names() == [
         "apply_patch",
         "deliver_files",
+        "deliver_patch",
         "list_files",
         "math_eval",
         "read_file",
         "run_candidates",
         "run_python",
+        "run_repo_tests",
         "run_tests",
         "search_memory",
         "write_file",

@@ -1,0 +1,1 @@
+"""Accounts with a balance and a history."""

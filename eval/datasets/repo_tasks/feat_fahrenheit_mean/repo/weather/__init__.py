@@ -1,0 +1,1 @@
+"""Temperature readings (stored in Celsius) and simple statistics."""

@@ -1,0 +1,1 @@
+"""Sales records ("region amount" lines) and a small report CLI."""

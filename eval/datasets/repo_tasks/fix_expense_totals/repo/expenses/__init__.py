@@ -1,0 +1,1 @@
+"""Expense lines ("name, amount") parsed and summed per person."""

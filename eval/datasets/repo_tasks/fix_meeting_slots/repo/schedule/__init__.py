@@ -1,0 +1,1 @@
+"""Busy times of a day (minutes, inclusive ranges) and the free slots between them."""

@@ -1,0 +1,1 @@
+"""Reading `key = value` settings files into typed values."""

@@ -1,0 +1,1 @@
+"""Areas of simple shapes and a floor-plan report."""

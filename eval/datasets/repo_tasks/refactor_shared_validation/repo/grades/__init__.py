@@ -1,0 +1,1 @@
+"""A grade book: scores per student, entered by hand or imported from text."""

@@ -41,11 +41,20 @@ def _function(tool: Mapping[str, JsonValue]) -> Mapping[str, Any]:
 
 
 def tool_call_schema(tools: Sequence[Mapping[str, JsonValue]]) -> dict[str, Any]:
-    """The JSON schema of one call of one of `tools` (OpenAI-style definitions)."""
+    """The JSON schema of one call of one of `tools` (OpenAI-style definitions).
+
+    A tool's argument schema may refer to its own `$defs`; nested in a branch those references
+    would point at the combined schema's root, so each tool's definitions move there, renamed
+    after the tool (two tools may both define a `Case`).
+    """
     branches = []
+    definitions: dict[str, Any] = {}
     for tool in tools:
         function = _function(tool)
-        params = function.get("parameters") or {"type": "object"}
+        params, own = _hoisted(
+            function.get("parameters") or {"type": "object"}, str(function.get("name", ""))
+        )
+        definitions.update(own)
         branches.append(
             {
                 "type": "object",
@@ -57,7 +66,31 @@ def tool_call_schema(tools: Sequence[Mapping[str, JsonValue]]) -> dict[str, Any]
                 "required": ["thought", "tool", "args"],
             }
         )
-    return {"anyOf": branches}
+    schema: dict[str, Any] = {"anyOf": branches}
+    if definitions:
+        schema["$defs"] = definitions
+    return schema
+
+
+def _hoisted(params: Any, tool: str) -> tuple[Any, dict[str, Any]]:
+    """`params` without its `$defs`, references renamed; and those definitions, renamed."""
+    if not isinstance(params, Mapping) or "$defs" not in params:
+        return params, {}
+    own = dict(params["$defs"])
+    renamed = {name: f"{tool}__{name}" for name in own}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            out = {key: rewrite(value) for key, value in node.items() if key != "$defs"}
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                out["$ref"] = f"#/$defs/{renamed.get(ref.removeprefix('#/$defs/'), '')}"
+            return out
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        return node
+
+    return rewrite(params), {renamed[name]: rewrite(body) for name, body in own.items()}
 
 
 def tools_text(tools: Sequence[Mapping[str, JsonValue]]) -> str:

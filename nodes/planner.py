@@ -21,10 +21,10 @@ from graphs.plan_state import PlanState, SubtaskResult, SubtaskSpec
 from graphs.state import InvalidTaskInputError, Usage, add_usage, task_goal
 from nodes.plan_dag import Plan, Replan, known_path, plan_problems, specs_of
 from nodes.prompts import load_prompt
-from nodes.react_support import SHOWN_FILE_CHARS, workspace_text
 
 PLAN_ATTEMPTS = 2
 """The first plan, and one more with the validation problems shown."""
+SHOWN_FILE_CHARS = 3000
 
 
 def _stopped(reason: str, usage: Usage, steps: int) -> dict[str, Any]:
@@ -34,6 +34,19 @@ def _stopped(reason: str, usage: Usage, steps: int) -> dict[str, Any]:
         "steps": steps,
         "messages": [AIMessage(f"Stopped: {reason}.", name="planner")],
     }
+
+
+def workspace_text(files: Mapping[str, str], budget_chars: int) -> str:
+    """The file list, then as many files' text as fit (small files first)."""
+    parts = ["Files in the workspace:", *(f"- {p}" for p in sorted(files))]
+    left = budget_chars
+    for path, text in sorted(files.items(), key=lambda item: (len(item[1]), item[0])):
+        shown = text[:SHOWN_FILE_CHARS]
+        if len(shown) + len(path) + 16 > left:
+            break
+        parts.append(f"\n## {path}\n```\n{shown}\n```")
+        left -= len(shown) + len(path) + 16
+    return "\n".join(parts)
 
 
 def plan_request(goal: str, files: Mapping[str, str], problems: Sequence[str], budget: int) -> str:

@@ -132,36 +132,11 @@ def over_limits(state: ReactState, limits: Limits) -> str | None:
     return None
 
 
-OPENING_FILE_CHARS = 6000
-"""File text the first message shows (small files first): a small model patches what it has
-seen, and reading every file first costs a model turn each."""
-SHOWN_FILE_CHARS = 3000
-"""Most of one file shown in a first message."""
-
-
-def workspace_text(files: Mapping[str, str], budget_chars: int) -> str:
-    """The file list, then as many files' text as fit (small files first)."""
-    listing = [f"- {p}" for p in sorted(files)[:200]]
-    if len(files) > 200:
-        listing.append(f"… and {len(files) - 200} more")
-    parts = ["Files in the workspace:", *(listing or ["(none)"])]
-    left = budget_chars
-    for path, text in sorted(files.items(), key=lambda item: (len(item[1]), item[0])):
-        shown = text[:SHOWN_FILE_CHARS]
-        if len(shown) + len(path) + 16 > left:
-            break
-        parts.append(f"\n## {path}\n```\n{shown}\n```")
-        left -= len(shown) + len(path) + 16
-    return "\n".join(parts)
-
-
 def opening(goal: str, files: Mapping[str, str]) -> HumanMessage:
-    """The first message: the goal, the workspace's files, and the text of the small ones.
-
-    The text is as the task started; a tool result shows a file as it is now.
-    """
-    shown = workspace_text(files, OPENING_FILE_CHARS)
-    return HumanMessage(f"Goal: {goal}\n\n{shown}", name=GOAL)
+    """The first message: the goal and which files the workspace holds."""
+    listing = "\n".join(f"- {path}" for path in sorted(files)[:200]) or "(none)"
+    more = f"\n… and {len(files) - 200} more" if len(files) > 200 else ""
+    return HumanMessage(f"Goal: {goal}\n\nFiles in the workspace:\n{listing}{more}", name=GOAL)
 
 
 def reserved(system: BaseMessage, tools: Sequence[Mapping[str, JsonValue]]) -> int:

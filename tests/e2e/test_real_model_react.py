@@ -2,9 +2,10 @@
 
 The model works only through tool calls, decoded on the bundled server under a JSON schema with
 one branch per tool (`service.llm.tool_calls`), so a turn is one call that parses and names an
-offered tool, unless the reply was cut at the token limit: that is asserted. Whether the 1.5B model fixes the package is measured in the
-benchmarks, not asserted (it often does not); what a user relies on either way is asserted: the
-loop ends with a stated outcome within its step limit, and every call went through the gateway.
+offered tool, unless the reply was cut at the token limit: that is asserted. Whether the 1.5B
+model fixes the package is measured in the benchmarks, not asserted (it often does not); what a
+user relies on either way is asserted: the loop ends with a stated outcome within its step
+limit, and every call went through the gateway.
 """
 
 from __future__ import annotations

@@ -81,9 +81,12 @@ async def test_the_repository_agent_resumes_its_worker_mid_loop(
     state = await run(pg_url, str(counter), "", "repo", str(out))
 
     calls = executed(counter)
-    assert len(set(calls)) == len(calls)  # no call id executed twice
-    assert Counter(line.split()[0] for line in calls) == {
-        "read_file": 1,
+    # Read-only calls are not ledgered: a step whose checkpoint the kill lost reads again,
+    # harmlessly. Every other call ran exactly once.
+    ledgered = [line for line in calls if not line.startswith("read_file ")]
+    assert len(set(ledgered)) == len(ledgered)  # no ledgered call executed twice
+    assert 1 <= sum(line.startswith("read_file ") for line in calls) <= 2
+    assert Counter(line.split()[0] for line in ledgered) == {
         "apply_patch": 1,
         "run_repo_tests": 2,  # the worker's own run, then the agent's check of the result
         "deliver_patch": 1,

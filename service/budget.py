@@ -9,9 +9,10 @@ what a pool has settled never exceeds its limit unless a model bills more than i
 (a prompt counted low), which the settle reports as an overrun.
 
 Where the pools live: Redis when configured (one Lua script reserves atomically across the
-pools, so every instance and every `Send` branch of a task draw from the same numbers), else
-this process. A reservation carries an expiry (`budget_reservation_ttl_s`), so one left by a
-crashed process stops counting and a resumed task is not starved.
+pools, so every instance and every `Send` branch of a task draw from the same numbers;
+`service.budget_redis`), else this process. A reservation carries an expiry
+(`budget_reservation_ttl_s`), so one left by a crashed process stops counting and a resumed
+task is not starved.
 """
 
 from __future__ import annotations
@@ -21,22 +22,16 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from redis.asyncio import Redis
-
-from service.rate_limits import get_limit_store
-from service.settings import Settings
+from typing import Literal
 
 __all__ = [
     "Grant",
     "Ledger",
     "MemoryLedger",
     "Pool",
-    "RedisLedger",
     "Snapshot",
     "completion_fit",
-    "role_spending",
+    "memory_ledgers",
     "task_pool",
 ]
 
@@ -226,182 +221,11 @@ class MemoryLedger(Ledger):
         return Snapshot(spent, by_role, busy)
 
 
-_USED_LUA = """
-local function used_of(key, now)
-  local used = 0
-  local all = redis.call('HGETALL', key)
-  for j = 1, #all, 2 do
-    local f, v = all[j], all[j + 1]
-    if f == 'settled' then
-      used = used + tonumber(v)
-    elseif string.sub(f, 1, 2) == 'r:' then
-      local amount, expiry = string.match(v, '^(%d+)|([%d%.]+)|')
-      if tonumber(expiry) < now then
-        redis.call('HDEL', key, f)
-      else
-        used = used + tonumber(amount)
-      end
-    end
-  end
-  return used
-end
-"""
-
-_RESERVE_LUA = (
-    _USED_LUA
-    + """
-local now, rid = tonumber(ARGV[1]), ARGV[2]
-local prompt, want, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local floor_, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
-local role, role_free = ARGV[8], tonumber(ARGV[9])
-local room = want
-local function fit(free)
-  return math.min(room, math.floor((free - prompt) / n))
-end
-if role_free >= 0 then
-  room = fit(role_free)
-  if room < floor_ then return {0, -1} end
-end
-for i, key in ipairs(KEYS) do
-  local limit, kind = tonumber(ARGV[i * 3 + 7]), ARGV[i * 3 + 8]
-  if limit >= 0 then
-    local free = limit - used_of(key, now)
-    if kind == 'steps' then
-      if free < n then return {0, i} end
-    else
-      room = fit(free)
-      if room < floor_ then return {0, i} end
-    end
-  end
-end
-for i, key in ipairs(KEYS) do
-  local kind, key_ttl = ARGV[i * 3 + 8], tonumber(ARGV[i * 3 + 9])
-  local amount = n
-  if kind ~= 'steps' then amount = prompt + n * room end
-  redis.call('HSET', key, 'r:' .. rid, amount .. '|' .. (now + ttl) .. '|' .. role)
-  redis.call('EXPIRE', key, key_ttl)
-end
-return {room, 0}
-"""
-)
-
-_SETTLE_LUA = """
-local rid, tokens, steps, role = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-for i, key in ipairs(KEYS) do
-  local kind, key_ttl = ARGV[3 + i * 2], tonumber(ARGV[4 + i * 2])
-  local amount = tokens
-  if kind == 'steps' then amount = steps end
-  redis.call('HDEL', key, 'r:' .. rid)
-  redis.call('HINCRBY', key, 'settled', amount)
-  redis.call('HINCRBY', key, 'role:' .. role, amount)
-  redis.call('EXPIRE', key, key_ttl)
-end
-return 1
-"""
-
-
-class RedisLedger(Ledger):
-    """Pools in Redis under `{prefix}:budget:…`, shared by every instance."""
-
-    def __init__(self, redis: Redis, prefix: str) -> None:
-        self.redis = redis
-        self.prefix = prefix
-
-    def _key(self, pool: Pool) -> str:
-        return f"{self.prefix}:budget:{pool.key}"
-
-    async def reserve(
-        self,
-        pools: Sequence[Pool],
-        *,
-        rid: str,
-        prompt: int,
-        want: int,
-        n: int,
-        floor: int,
-        ttl_s: float,
-        role: str,
-        role_free: int = UNLIMITED,
-    ) -> tuple[int, int]:
-        """One atomic script over all the pools."""
-        per_pool: list[Any] = []
-        for pool in pools:
-            per_pool += [pool.limit, pool.kind, pool.ttl_s]
-        result: Any = await self.redis.eval(
-            _RESERVE_LUA,
-            len(pools),
-            *(self._key(p) for p in pools),
-            time.time(),
-            rid,
-            prompt,
-            want,
-            max(n, 1),
-            floor,
-            ttl_s,
-            role,
-            role_free,
-            *per_pool,
-        )
-        return int(result[0]), int(result[1])
-
-    async def settle(self, grant: Grant, *, tokens: int, steps: int) -> None:
-        """One atomic script: drop the reservation, add the usage."""
-        per_pool: list[Any] = []
-        for pool in grant.pools:
-            per_pool += [pool.kind, pool.ttl_s]
-        await self.redis.eval(
-            _SETTLE_LUA,
-            len(grant.pools),
-            *(self._key(p) for p in grant.pools),
-            grant.rid,
-            tokens,
-            steps,
-            grant.role,
-            *per_pool,
-        )
-
-    async def snapshot(self, pool: Pool) -> Snapshot:
-        """Settled and live reservations of `pool` (expired ones ignored)."""
-        raw: dict[Any, Any] = await self.redis.hgetall(self._key(pool))
-        now = time.time()
-        spent, by_role, busy = 0, dict[str, int](), set[str]()
-        for name, value in ((_text(k), _text(v)) for k, v in raw.items()):
-            if name == "settled":
-                spent += int(value)
-            elif name.startswith("role:"):
-                role = name.removeprefix("role:")
-                by_role[role] = by_role.get(role, 0) + int(value)
-            elif name.startswith("r:"):
-                amount, expiry, role = value.split("|", 2)
-                if float(expiry) >= now:
-                    spent += int(amount)
-                    by_role[role] = by_role.get(role, 0) + int(amount)
-                    busy.add(role)
-        return Snapshot(spent, by_role, frozenset(busy))
-
-
-def _text(value: bytes | str) -> str:
-    """A Redis reply as text (a client made with `decode_responses` gives it so already)."""
-    return value.decode() if isinstance(value, bytes) else value
+def memory_ledgers() -> list[MemoryLedger]:
+    """The in-process ledgers alive now (one per compiled team), for reading spending."""
+    return list(_LEDGERS)
 
 
 def task_pool(task_id: str, limit: int = UNLIMITED, ttl_s: int = 7 * 86400) -> Pool:
     """The pool of a task's own budget (kept by its team's ledger when in-process)."""
     return Pool(f"task:{task_id}", limit, ttl_s=ttl_s, local=True)
-
-
-async def role_spending(task_id: str, settings: Settings) -> dict[str, int]:
-    """Tokens per role of a task, for its report: from Redis, else this process's teams.
-
-    In-process, each compiled team keeps its own task ledger, so they are added up.
-    """
-    store = get_limit_store()
-    if settings.redis_url and store.redis is not None:
-        ledgers: list[Ledger] = [RedisLedger(store.redis, settings.redis_prefix)]
-    else:
-        ledgers = list(_LEDGERS)
-    total: dict[str, int] = {}
-    for ledger in ledgers:
-        for role, spent in (await ledger.snapshot(task_pool(task_id))).by_role.items():
-            total[role] = total.get(role, 0) + spent
-    return total

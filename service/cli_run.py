@@ -27,7 +27,7 @@ from graphs.state import TeamState
 from nodes.deliver import build_report
 from nodes.inbox import request_of
 from service import deps, tasks
-from service.budget import role_spending
+from service.budget_redis import role_spending
 from service.cli_output import (
     console,
     err,

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from service.budget import UNLIMITED, Ledger, MemoryLedger, Pool, RedisLedger
+from service.budget import UNLIMITED, Ledger, MemoryLedger, Pool
+from service.budget_redis import redis_ledger
 from service.rate_limits import get_limit_store
 from service.settings import Settings
 
@@ -92,7 +93,7 @@ def shared_ledger(settings: Settings) -> Ledger:
     """The ledger every instance shares (Redis), else this process's shared store."""
     store = get_limit_store()
     if store.redis is not None:
-        return RedisLedger(store.redis, settings.redis_prefix)
+        return redis_ledger(store.redis, settings)
     return MemoryLedger()
 
 

@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         description="A model call's reservation stops counting after this long, so one left "
         "by a crashed process does not starve the resumed task (longer than a call takes).",
     )
+    budget_outage_wait_s: float = Field(
+        default=120.0,
+        ge=0.0,
+        description="How long a model call waits for an unreachable Redis (which holds the "
+        "budgets and quotas) to come back before its node fails; a restart is waited out.",
+    )
     budget_ledger_ttl_s: int = Field(
         default=7 * 86400,
         ge=60,

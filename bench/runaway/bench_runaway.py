@@ -44,7 +44,8 @@ from pydantic import BaseModel
 from graphs.context import TeamContext
 from graphs.deps import ModelOutputError
 from graphs.state import Usage
-from service.budget import Grant, Ledger, MemoryLedger, Pool, RedisLedger
+from service.budget import Grant, Ledger, MemoryLedger, Pool
+from service.budget_redis import RedisLedger
 from service.llm.guarded import BudgetExceeded
 from service.llm.scripted import Script, ScriptedChatModel, ScriptRule
 from service.rate_limits import redis_client

@@ -17,7 +17,7 @@ from pydantic import JsonValue
 from nodes.inbox import request_of
 from service.api.schemas import TaskStatus, TaskSummary
 from service.api.session import Session
-from service.budget import role_spending
+from service.budget_redis import role_spending
 from service.settings import get_settings
 
 

@@ -45,9 +45,9 @@ from service.budget import (
     Ledger,
     MemoryLedger,
     Pool,
-    RedisLedger,
     task_pool,
 )
+from service.budget_redis import redis_ledger
 from service.llm.allocator import role_free
 from service.quotas import describe, quota_for, tenant_pools, window_end, window_of
 from service.rate_limits import get_limit_store
@@ -106,7 +106,7 @@ class CallBudget:
         store = get_limit_store()
         if store.redis is None:
             return self._memory
-        return RedisLedger(store.redis, self.settings.redis_prefix)
+        return redis_ledger(store.redis, self.settings)
 
     def scope(self) -> CallScope:
         """The running task, tenant and node; no task outside a graph run."""

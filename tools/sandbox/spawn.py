@@ -11,7 +11,9 @@ new session and the passed fds are all applied by the exec machinery itself.
 
 So every backend spawns with `Popen` and attaches the pipes and the exit to the running loop
 (`connect_read_pipe`/`connect_write_pipe`, a pidfd for the exit), which gives the same
-`ChildProcess` surface as `asyncio.subprocess.Process` on either loop.
+`ChildProcess` surface as `asyncio.subprocess.Process` on either loop. `Popen` itself runs in a
+worker thread: it blocks reading its exec-status pipe until the child has exec'd, and a blocking
+read on the event loop stalls every other run (LangGraph's dev server refuses it outright).
 """
 
 from __future__ import annotations
@@ -102,15 +104,23 @@ async def spawn(
     Raises OSError as `asyncio.create_subprocess_exec` does when the program cannot start.
     """
     loop = asyncio.get_running_loop()
-    popen = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env),
-        pass_fds=tuple(pass_fds),
-        start_new_session=start_new_session,
+    starting = asyncio.ensure_future(
+        asyncio.to_thread(
+            subprocess.Popen,
+            list(argv),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            pass_fds=tuple(pass_fds),
+            start_new_session=start_new_session,
+        )
     )
+    try:
+        popen = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(_discard_started)  # the thread finishes the start anyway
+        raise
     try:
         child = SpawnedProcess(popen, _watch_exit(loop, popen))
         child.stdout = await _reader(loop, popen.stdout)
@@ -122,6 +132,19 @@ async def spawn(
             popen.kill()
         raise
     return child
+
+
+def _discard_started(starting: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    """Kill a child whose start finished after its caller was cancelled, so none is orphaned."""
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    popen = starting.result()
+    with contextlib.suppress(ProcessLookupError):
+        popen.kill()
+    for pipe in (popen.stdin, popen.stdout, popen.stderr):
+        if pipe is not None:
+            pipe.close()
+    asyncio.get_running_loop().run_in_executor(None, popen.wait)
 
 
 def _watch_exit(

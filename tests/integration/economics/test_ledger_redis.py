@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from service.budget import Grant, Ledger, MemoryLedger, Pool, RedisLedger
+from service.budget import Grant, Ledger, MemoryLedger, Pool
+from service.budget_redis import RedisLedger
 from service.quotas import quota_for, quota_refusal, tenant_pools
 from service.rate_limits import redis_client
 from service.settings import Settings

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.budget import RedisLedger
+from service.budget_redis import RedisLedger
 from service.quotas import quota_for, tenant_pools
 from service.rate_limits import redis_client
 from service.settings import Settings

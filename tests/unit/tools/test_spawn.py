@@ -7,12 +7,16 @@ pipes, its exit status and a kill to work the same on either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import uuid
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvloop
+from blockbuster import blockbuster_ctx
 
 from tools.sandbox.spawn import spawn
 
@@ -68,3 +72,41 @@ async def _missing() -> None:
 def test_a_program_that_cannot_start_raises_oserror(loop: str) -> None:
     with pytest.raises(FileNotFoundError):
         run_on(loop, _missing())
+
+
+async def _echo_watched_for_blocking_calls() -> tuple[bytes, bytes, int]:
+    with blockbuster_ctx():  # what LangGraph's dev server turns on: a blocking call raises
+        return await _echo()
+
+
+@LOOPS
+def test_spawning_never_blocks_the_event_loop(loop: str) -> None:
+    out, _, code = run_on(loop, _echo_watched_for_blocking_calls())
+    assert out == b"line one\n" * 10_000 and code == 3
+
+
+async def _cancelled_while_starting(marker: str) -> None:
+    starting = asyncio.create_task(
+        spawn(["/bin/sh", "-c", f"sleep 30 # {marker}"], stdin=False, env={"PATH": "/bin"})
+    )
+    await asyncio.sleep(0)  # the start is under way in its thread
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    await asyncio.sleep(0.5)  # the thread finishes the start, then the child is killed
+
+
+def _running_with(marker: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if marker.encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+    return found
+
+
+@LOOPS
+def test_a_start_cancelled_midway_leaves_no_child_running(loop: str) -> None:
+    marker = f"strategos-spawn-cancel-{uuid.uuid4().hex}"
+    run_on(loop, _cancelled_while_starting(marker))
+    assert _running_with(marker) == []

@@ -67,6 +67,13 @@ class TeamContext:
     use_memory: bool = Field(
         default=True, description="Page in lessons from earlier tasks and store new ones."
     )
+    architecture: str = Field(
+        default="auto",
+        max_length=40,
+        description="The architecture the `strategos` graph runs: `auto` (chosen from the "
+        "input) or a name the operator allows (team, selection, react, plan_and_solve, "
+        "repo_agent, reflexion, tree_of_thoughts).",
+    )
     tenant: SkipJsonSchema[str] = Field(default="local", min_length=1, max_length=100)
     """Whose memories to use (in-process only; a served run's tenant is its authenticated user)."""
     out_dir: SkipJsonSchema[str | None] = Field(default=None)

@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from service import tasks
+from service.architecture_entry import CLI_TEAMS, cli_architecture
 from service.cli_dlq import DEFAULT_PORT, dlq
 from service.cli_input import check_out_dir, read_goal
 from service.cli_output import console, err, fail, flags, quiet_libraries, unexpected
@@ -137,6 +138,13 @@ def run(
             "--repo", help="Work on a copy of this repository and deliver a patch for review."
         ),
     ] = None,
+    architecture: Annotated[
+        str | None,
+        typer.Option(
+            help="auto, team, selection or repo_agent (default: STRATEGOS_ARCHITECTURE_DEFAULT, "
+            "else auto: the configured team, or the repository agent with --repo)."
+        ),
+    ] = None,
 ) -> None:
     """Start a task and stream the team's work until it is delivered or needs approval.
 
@@ -152,6 +160,8 @@ def run(
         if team is not None:
             raise fail("--repo runs the repository agent; leave out --team", ExitCode.USAGE)
         repo = repo.resolve()
+    chosen = _architecture(architecture, team, repo is not None, settings)
+    if repo is not None:
         report_repo(load_repo(repo, settings), repo)
     task = task_id or tasks.new_task_id()
     delivery = check_out_dir(out) if out else (tasks.task_dir(settings, task) / "delivered")
@@ -165,15 +175,24 @@ def run(
             out_dir=str(delivery),
             max_steps=max_steps,
             token_budget=token_budget,
-            team="repo" if repo else (team or settings.team),
+            team=CLI_TEAMS[chosen],
             repo=str(repo) if repo else None,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise fail(problems, ExitCode.USAGE) from None
     check_tracing()
+    console.print(f"architecture: {chosen}")
     code = run_async(start_task(settings, record, _interactive(record)), settings, task)
     raise typer.Exit(code)
+
+
+def _architecture(requested: str | None, team: str | None, has_repo: bool, s: Settings) -> str:
+    """The architecture this run takes (`service.architecture_entry`); one line when none fits."""
+    try:
+        return cli_architecture(requested, team, has_repo, s)
+    except ValueError as exc:
+        raise fail(str(exc), ExitCode.USAGE) from None
 
 
 @app.command()

@@ -10,6 +10,8 @@ from typing import Literal, Self
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from graphs.architectures import ARCHITECTURE_NAMES, AUTO, check_names
+
 ApprovalMode = Literal["ask", "auto", "deny"]
 
 SERVING_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/strategos"
@@ -206,6 +208,16 @@ class Settings(BaseSettings):
         default="pipeline",
         description="The team a new CLI task runs: the supervisor's pipeline or the "
         "execution-first team (candidates chosen by execution).",
+    )
+    architectures_allowed: list[str] = Field(
+        default_factory=lambda: list(ARCHITECTURE_NAMES),
+        description="Operator cap: the architectures a run may ask for (its context's "
+        "`architecture`, the CLI's --architecture), as a JSON list; default all of them.",
+    )
+    architecture_default: str = Field(
+        default="auto",
+        description="The architecture a CLI task runs without --architecture: `auto` (chosen "
+        "from the input: a repository or one function goal) or one of the allowed names.",
     )
     samples: int = Field(
         default=4, ge=0, le=7, description="Sampled candidates per round besides the greedy one."
@@ -464,6 +476,14 @@ class Settings(BaseSettings):
         if self.e2b_sandbox_url:
             options.update(sandbox_url=self.e2b_sandbox_url, debug=True)
         return options
+
+    @model_validator(mode="after")
+    def _known_architectures(self) -> Self:
+        """A misspelt architecture in the operator's cap or default fails at start, not a run."""
+        check_names(self.architectures_allowed)
+        if self.architecture_default != AUTO:
+            check_names([self.architecture_default])
+        return self
 
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Self:

@@ -30,16 +30,21 @@ from graphs.plan_solve import compile_plan_solve
 from graphs.plan_state import PlanInput, PlanState
 from graphs.react import compile_react_worker
 from graphs.react_state import ReactInput, ReactState, RepoInput, RepoState
+from graphs.reflexion import compile_reflexion
 from graphs.repo_team import compile_repo_team
 from graphs.selection_state import SelectionState
 from graphs.selection_team import compile_selection_team
 from graphs.state import TeamInput, TeamState, Usage, add_usage
 from graphs.team import compile_team
+from graphs.tot import compile_tot
+from graphs.tot_state import TotState
 from memory.episodic import EpisodicMemory
 from memory.graph import MemoryGraph
 from memory.reflexion import lesson_texts
 from memory.tokens import FallbackTokenCounter, HttpTokenizer, TokenCounter
 from nodes.loop_guard import make_similarity
+from nodes.reflect import ReflexionState
+from nodes.tot_search import TotConfig
 from service import deps
 from service.llm.guarded import BudgetExceeded, CallBudget
 from service.llm.models import LOCAL_SERVER, StructuredOutputError, structured_call, usage_of
@@ -380,3 +385,35 @@ def compile_plan_solve_agent(
 
 plan_solve_graph = compile_plan_solve_agent()
 """Entry point for `langgraph.json` (`plan_and_solve`): no checkpointer, the server's."""
+
+
+TOT_ROLES = ("expand",)
+"""Tree of Thoughts' node that calls the model: each child program is one `expand` call."""
+
+
+def compile_tot_agent(
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    settings: Settings | None = None,
+    config: TotConfig | None = None,
+) -> CompiledStateGraph[TotState, TeamContext, TeamInput, TotState]:
+    """Tree of Thoughts: a beam search over programs, scored on the goal's own examples."""
+    return compile_tot(ServiceDeps(settings or get_settings(), TOT_ROLES), checkpointer, config)
+
+
+tot_graph = compile_tot_agent()
+"""Entry point for `langgraph.json` (`tree_of_thoughts`): no checkpointer, the server's."""
+
+
+REFLEXION_ROLES = ("agent", "reflect")
+"""Reflexion's nodes that call the model: each attempt's worker turn and the critique."""
+
+
+def compile_reflexion_agent(
+    checkpointer: BaseCheckpointSaver[Any] | None = None, settings: Settings | None = None
+) -> CompiledStateGraph[ReflexionState, TeamContext, RepoInput, ReflexionState]:
+    """Reflexion on a repository: worker attempts, a critique after each failed one."""
+    return compile_reflexion(ServiceDeps(settings or get_settings(), REFLEXION_ROLES), checkpointer)
+
+
+reflexion_graph = compile_reflexion_agent()
+"""Entry point for `langgraph.json` (`reflexion`): no checkpointer, the server's."""

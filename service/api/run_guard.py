@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from graphs.architectures import ARCHITECTURE_NAMES, AUTO
 from graphs.context import IN_PROCESS_ONLY, STRICTNESS, ApproveMode, safe_relative_path
 from graphs.state import MAX_GOAL_CHARS, TASK_FIELDS
 from nodes.inbox import RESPONSE_TYPES
@@ -21,7 +22,15 @@ from service.repos import REPO_INPUT_KEYS, RepoCaps, RepoError, check_files
 from service.settings import Settings
 
 SERVED_FIELDS = frozenset(
-    {"approve", "delivery_path", "max_steps", "max_iterations", "token_budget", "use_memory"}
+    {
+        "approve",
+        "delivery_path",
+        "max_steps",
+        "max_iterations",
+        "token_budget",
+        "use_memory",
+        "architecture",
+    }
 )
 """The run context a served request may set (TeamContext's served schema)."""
 INPUT_FIELDS = TASK_FIELDS
@@ -96,10 +105,22 @@ def _check_field(name: str, value: Any, *, tenant: str, settings: Settings, wher
     elif name == "use_memory":
         if not isinstance(value, bool):
             raise Refused(422, f"{where}.use_memory must be true or false")
+    elif name == "architecture":
+        _check_architecture(value, settings=settings, where=where)
     else:
         cap = int(getattr(settings, _CAPS[name]))
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= cap:
             raise Refused(422, f"{where}.{name} must be a whole number from 1 to {cap}")
+
+
+def _check_architecture(value: Any, *, settings: Settings, where: str) -> None:
+    """`auto` or an architecture the operator allows (whether it fits the input: the router)."""
+    allowed = [name for name in ARCHITECTURE_NAMES if name in settings.architectures_allowed]
+    if value == AUTO or (isinstance(value, str) and value in allowed):
+        return
+    raise Refused(
+        422, f"{where}.architecture must be 'auto' or one of {', '.join(allowed) or 'none'}"
+    )
 
 
 def check_config(config: Any, *, tenant: str, settings: Settings) -> None:

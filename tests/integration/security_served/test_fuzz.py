@@ -49,6 +49,7 @@ CAPS = {
     "max_iterations": Settings().max_iterations_cap,
     "token_budget": Settings().token_budget_cap,
 }
+ALLOWED_ARCHITECTURES = Settings().architectures_allowed
 _PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 # --------------------------------------------------------------------------- strategies
@@ -87,6 +88,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "max_iterations": st.one_of(st.integers(1, 3), NUMBERS, VALUES),
     "token_budget": st.one_of(st.integers(1, 100_000), NUMBERS, VALUES),
     "use_memory": st.one_of(st.booleans(), VALUES),
+    "architecture": st.one_of(st.sampled_from(["auto", "team", "repo_agent", "swarm"]), VALUES),
 }
 KEYS = st.one_of(
     st.sampled_from(sorted(SERVED_FIELDS | IN_PROCESS_ONLY)),
@@ -211,6 +213,9 @@ def _bad_value(name: str, value: Any, tenant: str) -> str | None:
     elif name == "use_memory":
         if not isinstance(value, bool):
             return "not a flag"
+    elif name == "architecture":
+        if value != "auto" and value not in ALLOWED_ARCHITECTURES:
+            return "not an allowed architecture"
     elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= CAPS[name]:
         return "outside 1..cap"
     return None

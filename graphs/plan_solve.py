@@ -24,12 +24,12 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import RetryPolicy
 
 from graphs.context import TeamContext
 from graphs.deps import TeamDeps
 from graphs.plan_state import PlanInput, PlanState
 from graphs.react import build_react_worker
+from graphs.retries import MODEL_RETRY
 from nodes.plan_dag import DEFAULT_MAX_SUBTASKS
 from nodes.plan_steps import (
     after_merge,
@@ -45,7 +45,6 @@ from nodes.react_support import CATALOGUE
 
 PLAN_TOOLS = tuple(name for name in CATALOGUE if name != "run_tests")
 """The workers' tools on a repository, as the repository agent offers them."""
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(ConnectionError,))
 
 
 def build_plan_solve(

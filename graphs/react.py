@@ -23,16 +23,14 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import RetryPolicy
 
 from graphs.context import TeamContext
 from graphs.deps import TeamDeps
 from graphs.react_state import ReactInput, ReactState
+from graphs.retries import MODEL_RETRY
 from nodes.react_agent import make_react_agent
 from nodes.react_support import CATALOGUE, after_agent, after_tools
 from nodes.react_tools import make_react_tools
-
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(ConnectionError,))
 
 
 def build_react_worker(

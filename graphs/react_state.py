@@ -18,7 +18,7 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-from graphs.state import ApprovalAnswer, Usage, add_int, add_usage
+from graphs.state import ApprovalAnswer, Usage, add_int, add_usage, union_sorted
 
 MAX_KEPT_TURNS = 64
 """Turns a checkpoint keeps; the loop guard reads the window since the last backtrack."""
@@ -133,3 +133,10 @@ class RepoState(TypedDict):
     destination: NotRequired[str]
     delivered: NotRequired[list[str]]
     report: NotRequired[dict[str, object]]
+    scope: NotRequired[str]
+    """The worker's ledger scope, passed into the subgraph: '' on its first run, `rework<n>` on
+    the n-th rework (its turn numbers restart, so its ledger call ids must differ)."""
+    reworks: NotRequired[Annotated[int, add_int]]
+    """Times a rejected patch went back to the worker; `Limits.max_iterations` bounds them."""
+    rejected_patches: NotRequired[Annotated[list[str], union_sorted]]
+    """Digests of the patches sent back: the same patch after a rework is not asked about."""

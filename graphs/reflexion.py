@@ -28,9 +28,10 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graphs.context import TeamContext
 from graphs.deps import TeamDeps
-from graphs.react import MODEL_RETRY, build_react_worker
+from graphs.react import build_react_worker
 from graphs.react_state import RepoInput
 from graphs.repo_team import REPO_TOOLS
+from graphs.retries import MODEL_RETRY
 from nodes.reflect import (
     DEFAULT_MAX_ATTEMPTS,
     ReflexionState,

@@ -28,10 +28,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import RetryPolicy, Send
+from langgraph.types import Send
 
 from graphs.context import TeamContext
 from graphs.deps import TeamDeps
+from graphs.retries import MODEL_RETRY
 from graphs.selection_state import SelectionState
 from graphs.state import TeamInput
 from nodes.approval import make_approval
@@ -49,8 +50,6 @@ from nodes.route import (
     widen_sends,
 )
 from nodes.sample import make_repair, make_sample
-
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(ConnectionError,))
 
 
 def _routes(deps: TeamDeps) -> dict[str, Callable[..., Any]]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import RetryPolicy
 
 from graphs.context import TeamContext
 from graphs.deps import Node, TeamDeps
+from graphs.retries import DB_RETRY, MODEL_RETRY
 from graphs.state import TeamInput, TeamState
 from nodes.approval import make_approval
 from nodes.coder import make_coder
@@ -29,13 +28,6 @@ from nodes.deliver import make_deliver
 from nodes.reviewer import make_reviewer
 from nodes.supervisor import WORKERS, Worker, make_supervisor
 from nodes.tester import make_tester
-
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(ConnectionError,))
-DB_RETRY = RetryPolicy(
-    max_attempts=5, initial_interval=0.5, max_interval=8.0, retry_on=(psycopg.OperationalError,)
-)
-"""A dropped PostgreSQL connection (a restart, a failover) in a node's ledger or store call:
-retried for ~8 s; every side effect goes through the idempotent ledger, so a retry is safe."""
 
 
 def _supervisor_node(deps: TeamDeps) -> Node[TeamState]:

@@ -29,10 +29,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import CachePolicy, RetryPolicy, Send
+from langgraph.types import CachePolicy, Send
 
 from graphs.context import TeamContext
 from graphs.deps import Limits, TeamDeps
+from graphs.retries import MODEL_RETRY
 from graphs.selection_state import SelectionState
 from graphs.state import TeamInput
 from graphs.tot_state import TotState
@@ -49,7 +50,6 @@ from nodes.tot_search import (
     next_step,
 )
 
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=(ConnectionError,))
 EVALUATION_TTL_S = 3600
 """How long a program's run is reused: a task's search is over long before."""
 

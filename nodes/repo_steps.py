@@ -5,7 +5,8 @@ The working copy is the state's `files` (a `MemoryWorkspace` for every tool); th
 through the gateway (`run_repo_tests`, ledgered, keyed by the files), then a human is asked
 about the patch (`interrupt()` with an Agent Inbox `HumanInterrupt`: the diff, the tests), and
 `deliver_patch` writes it to the run's delivery folder through the gateway, where the answer was
-ledgered under a key bound to exactly that patch and folder.
+ledgered under a key bound to exactly that patch and folder. A rejection with a comment goes back
+to the worker through `rework` (the rules: `nodes/repo_rework.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from nodes.approvers import (
     recorded_approver,
 )
 from nodes.inbox import fenced, question_for
+from nodes.repo_rework import rework_stop, rework_update, sent_back
 from tools.builtin.run_repo_tests import RunRepoTestsResult
 from tools.gateway import ApprovalDecision, ApprovalRequest, Approver, CallContext
 from tools.repo_diff import RepoDiff, diff_snapshots
@@ -222,6 +224,7 @@ def make_repo_deliver(deps: TeamDeps) -> Node[RepoState]:
         destination = deps.destination(ctx, thread_id, state.get("destination"))
         diff = patch_of(state)
         problem = _refusal(state, ctx, diff)
+        why = rework_stop(state, deps.limits(ctx)) if state.get("reworks") else ""
         delivered: list[str] = []
         if problem is None:
             approver: Approver = interrupt_approver
@@ -247,14 +250,15 @@ def make_repo_deliver(deps: TeamDeps) -> Node[RepoState]:
                 delivered = [c.path for c in diff.changes]
             else:
                 problem = observation.error.message if observation.error else "delivery failed"
-        return _reported(state, str(destination), delivered, problem)
+        return _reported(state, str(destination), delivered, problem, why)
 
     return deliver
 
 
 def _reported(
-    state: RepoState, destination: str, delivered: list[str], problem: str | None
+    state: RepoState, destination: str, delivered: list[str], problem: str | None, why: str = ""
 ) -> dict[str, Any]:
+    """The report and the last message; `why`: why a rejected patch was not reworked again."""
     outcome = state.get("outcome")
     report: dict[str, object] = {
         "status": "delivered" if problem is None else "not_delivered",
@@ -265,12 +269,16 @@ def _reported(
         "agent": dict(outcome) if outcome else {},
         "tests": dict(state.get("tests") or {}),
         "usage": dict(state.get("usage") or {}),
+        "reworks": state.get("reworks", 0),
+        "rework": why,
     }
     text = (
         f"Delivered a patch of {len(delivered)} file(s) to {destination}."
         if problem is None
         else f"{problem[:1].upper()}{problem[1:]}."
     )
+    if why:
+        text += f" {why[:1].upper()}{why[1:]}."
     return {
         "report": report,
         "delivered": delivered,
@@ -279,6 +287,19 @@ def _reported(
 
 
 def after_tests(state: RepoState, approve: str) -> Literal["approval", "deliver"]:
-    """Ask a human when the policy says so and there is a patch; otherwise deliver (or report)."""
+    """Ask a human under `ask` about a patch (not one sent back already); else deliver/report."""
     changed = (state.get("files") or {}) != (state.get("repo_files") or {})
-    return "approval" if approve == "ask" and changed else "deliver"
+    asked = approve == "ask" and changed and not sent_back(state)
+    return "approval" if asked else "deliver"
+
+
+def make_repo_rework(deps: TeamDeps) -> Node[RepoState]:
+    """The node that sends a rejected patch back to the worker with the human's comment."""
+
+    async def rework(state: RepoState, *, runtime: Runtime[TeamContext]) -> dict[str, Any]:
+        """A new message with the comment, one more rework, a fresh ledger scope for the worker."""
+        update = rework_update(state)
+        runtime.stream_writer({"role": "repo", "event": "rework", "scope": update["scope"]})
+        return update
+
+    return rework

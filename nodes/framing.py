@@ -19,6 +19,7 @@ from graphs.deps import Node, TeamDeps
 from graphs.selection_state import SelectionState
 from graphs.state import task_goal
 from nodes.route import stop_reason
+from nodes.search_support import policy_answer
 from tools.checks import encode, entry_point_of, extract_spec_checks
 
 
@@ -57,12 +58,7 @@ def make_conclude(
         ctx = deps.run_context(runtime.context)
         reason = stop_reason(state, deps.limits(ctx))
         update: dict[str, Any] = {"steps": 1, "stop_reason": reason}
-        if not state.get("destination"):
-            update["destination"] = destination(ctx, deps.thread_id())
-        if ctx.approve != "ask":
-            approved = ctx.approve == "auto"
-            comment = "approved by policy (auto)" if approved else "refused by policy (deny)"
-            update["approval"] = {"approved": approved, "comment": comment}
+        update |= policy_answer(ctx, state.get("destination"), destination, deps.thread_id())
         note = f"team: done ({reason})" if reason else "team: a candidate passes every example"
         runtime.stream_writer({"role": "supervisor", "event": "concluded", "reason": reason})
         return {**update, "messages": [AIMessage(note, name="supervisor")]}

@@ -23,6 +23,7 @@ from graphs.selection_state import PooledCandidate, SelectionState, Verdict
 from graphs.state import CheckResult, TestRun, failed_checks
 from nodes.candidates import MAX_CANDIDATES, SOLUTION, Candidate, run_args
 from nodes.mutation import judged_inputs
+from nodes.search_support import run_through_gateway
 from nodes.selection import (
     Selection,
     all_agree,
@@ -34,10 +35,6 @@ from nodes.selection import (
 )
 from tools.builtin.run_candidates import RunCandidatesResult
 from tools.checks import Check, decode, encode, entry_point_of, extract_spec_checks
-from tools.gateway import CallContext, ToolObservation
-from tools.workspaces import MemoryWorkspace
-
-TOOL = "run_candidates"
 
 
 def batch_pool(state: SelectionState) -> list[PooledCandidate]:
@@ -196,23 +193,6 @@ def _run_request(
     return args_json, digest
 
 
-async def _run_batch(
-    deps: TeamDeps, ctx: TeamContext, args_json: dict[str, JsonValue], digest: str
-) -> ToolObservation:
-    """Run every candidate once, through the gateway (ledgered, sandboxed)."""
-    gateway = await deps.gateway(ctx)
-    return await gateway.call(
-        TOOL,
-        args_json,
-        CallContext(
-            thread_id=deps.thread_id(),
-            tool_call_id=f"candidates-{digest[:16]}",
-            workspace=MemoryWorkspace(),
-            tenant_id=ctx.tenant,
-        ),
-    )
-
-
 def _judged(
     state: SelectionState,
     chosen: list[PooledCandidate],
@@ -266,7 +246,7 @@ def make_judge(deps: TeamDeps) -> Node[SelectionState]:
         update |= found
         args_json, digest = _run_request(state, chosen, found, deps.sampling.mutated)
         runtime.stream_writer({"role": "tester", "event": "running", "candidates": len(chosen)})
-        observation = await _run_batch(deps, ctx, args_json, digest)
+        observation = await run_through_gateway(deps, ctx, args_json, f"candidates-{digest[:16]}")
         if not observation.ok or observation.result is None:
             problem = observation.error.message if observation.error else "the run failed"
             return _noted(update, f"judge: the sandboxed run failed ({problem[:200]})")

@@ -24,6 +24,7 @@ from graphs.deps import Limits, ModelOutputError, Node, TeamDeps
 from graphs.state import CheckResult, TestRun
 from nodes.candidates import SOLUTION, Candidate, Rejected, make_candidate, run_args
 from nodes.mutation import judged_inputs
+from nodes.search_support import policy_answer, run_through_gateway
 from nodes.selection import repair_targets
 from nodes.team_prompt import messages
 from nodes.tot_search import (
@@ -41,13 +42,10 @@ from nodes.tot_search import (
 )
 from tools.builtin.run_candidates import RunCandidatesResult
 from tools.checks import Check, decode, entry_point_of, extract_spec_checks
-from tools.gateway import CallContext
-from tools.workspaces import MemoryWorkspace
 
 PROMPT = "tot_expand"
 PARENT_TITLE = "A previous attempt, to revise"
 FAILURE_TITLE = "What happened when it ran"
-TOOL = "run_candidates"
 MIN_TEMPERATURE = 0.3
 """Children of one parent must differ: they are never decoded greedily."""
 
@@ -141,18 +139,8 @@ def make_evaluate(deps: TeamDeps) -> Node[EvaluateTask]:
         candidate: Candidate = {"id": task["id"], "code": task["code"], "origin": "sample"}
         args = run_args([candidate], checks, inputs).model_dump(mode="json")
         digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()
-        gateway = await deps.gateway(ctx)
         runtime.stream_writer({"role": "tester", "event": "running", "candidates": 1})
-        observation = await gateway.call(
-            TOOL,
-            args,
-            CallContext(
-                thread_id=deps.thread_id(),
-                tool_call_id=f"tot-{digest[:16]}",
-                workspace=MemoryWorkspace(),
-                tenant_id=ctx.tenant,
-            ),
-        )
+        observation = await run_through_gateway(deps, ctx, args, f"tot-{digest[:16]}")
         if observation.ok and observation.result is not None:
             evaluation = evaluation_of(RunCandidatesResult.model_validate(observation.result))
         else:
@@ -263,12 +251,7 @@ def make_conclude(
                 "best": {"files": files, "iteration": iteration, "score": score},
                 "test_runs": [delivered_run(found, iteration)],
             }
-        if not state.get("destination"):
-            update["destination"] = destination(ctx, deps.thread_id())
-        if ctx.approve != "ask":
-            approved = ctx.approve == "auto"
-            comment = "approved by policy (auto)" if approved else "refused by policy (deny)"
-            update["approval"] = {"approved": approved, "comment": comment}
+        update |= policy_answer(ctx, state.get("destination"), destination, deps.thread_id())
         note = f"team: done ({reason})" if reason else "team: a program passes every example"
         runtime.stream_writer({"role": "supervisor", "event": "concluded", "reason": reason})
         return update | {"messages": [AIMessage(note, name="supervisor")]}

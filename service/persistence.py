@@ -15,7 +15,9 @@ from psycopg_pool import AsyncConnectionPool
 from service.settings import Settings
 
 
-def postgres_pool(conninfo: str) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
+def postgres_pool(
+    conninfo: str, wait_s: float = 30.0
+) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
     """The (unopened) pool a PostgreSQL checkpointer runs on, as the service configures it.
 
     Autocommit and dict rows as `AsyncPostgresSaver` expects; a connection broken by a server
@@ -28,6 +30,7 @@ def postgres_pool(conninfo: str) -> AsyncConnectionPool[AsyncConnection[DictRow]
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         check=AsyncConnectionPool.check_connection,
+        timeout=wait_s,
     )
 
 
@@ -35,7 +38,7 @@ def postgres_pool(conninfo: str) -> AsyncConnectionPool[AsyncConnection[DictRow]
 async def checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """Open the configured checkpointer, create its tables, and close it on exit."""
     if settings.database_url:
-        async with postgres_pool(settings.database_url) as pool:
+        async with postgres_pool(settings.database_url, settings.database_wait_s) as pool:
             postgres = AsyncPostgresSaver(pool)
             await postgres.setup()
             yield postgres

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         description="PostgreSQL URL; SQLite in data_dir when unset (`strategos serve`: "
         "SERVING_DATABASE_URL, see `serving_database_url()`).",
     )
+    database_wait_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="How long a step waits for a PostgreSQL connection when the server is "
+        "down (each of the step's retries); then the task stops, saved, for `resume`.",
+    )
 
     llama_threads: int = 2
     llama_context: int = 8192

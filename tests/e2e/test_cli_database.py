@@ -41,7 +41,8 @@ def test_a_database_outage_is_one_line_and_the_task_resumes(
     tmp_path: Path, pg_database: str
 ) -> None:
     env, out = _env(tmp_path, pg_database), tmp_path / "out"
-    failed = strategos(_run("d1", out), {**env, "DB_OUTAGE_AFTER": "coder"}, command=FAULTY)
+    outage = {"DB_OUTAGE_AFTER": "coder", "STRATEGOS_DATABASE_WAIT_S": "3"}
+    failed = strategos(_run("d1", out), {**env, **outage}, command=FAULTY)
     assert failed.returncode == ExitCode.ERROR, output(failed)
     assert failed.stderr.strip().splitlines() == [
         "error: database connection lost; the task is saved: run `strategos resume d1`"

@@ -61,7 +61,7 @@ def test_a_repository_task_on_the_real_model_leaves_the_original_and_tells_the_t
     out = tmp_path / "out"
     env = cli_env(tmp_path)
     args = ["run", GOAL, "--repo", str(repo), "--approve", "auto", "--out", str(out)]
-    done = _cli([*args, "--task-id", "repo-real", "--max-steps", "10"], env)
+    done = _cli([*args, "--task-id", "repo-real", "--max-steps", "7"], env)
     log = done.stdout[-3000:] + done.stderr[-3000:]
     assert "3 files" in done.stdout, log
     assert {p: (repo / p).read_text() for p in PACKAGE} == PACKAGE, "the original changed"

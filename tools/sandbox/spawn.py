@@ -180,12 +180,31 @@ async def _reader(loop: asyncio.AbstractEventLoop, pipe: IO[bytes] | None) -> as
     """A stream reader on the child's pipe (the transport owns and closes the pipe)."""
     assert pipe is not None
     reader = asyncio.StreamReader(limit=_STREAM_LIMIT, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
+    owned = _loop_owned(loop, pipe, "rb")
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), owned)
     return reader
 
 
 async def _writer(loop: asyncio.AbstractEventLoop, pipe: IO[bytes]) -> asyncio.StreamWriter:
     """A stream writer on the child's stdin, with `drain()` flow control."""
     protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop)
-    transport, _ = await loop.connect_write_pipe(lambda: protocol, pipe)
+    transport, _ = await loop.connect_write_pipe(lambda: protocol, _loop_owned(loop, pipe, "wb"))
     return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+def _loop_owned(loop: asyncio.AbstractEventLoop, pipe: IO[bytes], mode: str) -> IO[bytes]:
+    """A file object on a copy of `pipe`'s descriptor, closed once, by the loop's transport.
+
+    Popen's own file object is closed here. uvloop's pipe transports close the descriptor in
+    libuv and then close the file object too (uvloop issue 763): a descriptor number closed
+    twice, the second time after the kernel may have handed it to a socket of another run.
+    So on uvloop the file object does not own the descriptor (`closefd=False`); asyncio's
+    transports close only the file object, which then does.
+    """
+    fd = os.dup(pipe.fileno())
+    pipe.close()
+    return open(fd, mode, buffering=0, closefd=not _is_uvloop(loop))
+
+
+def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.split(".")[0] == "uvloop"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import uuid
 from collections.abc import Coroutine
@@ -18,7 +19,7 @@ import pytest
 import uvloop
 from blockbuster import blockbuster_ctx
 
-from tools.sandbox.spawn import spawn
+from tools.sandbox.spawn import _loop_owned, spawn
 
 LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 
@@ -110,3 +111,24 @@ def test_a_start_cancelled_midway_leaves_no_child_running(loop: str) -> None:
     marker = f"strategos-spawn-cancel-{uuid.uuid4().hex}"
     run_on(loop, _cancelled_while_starting(marker))
     assert _running_with(marker) == []
+
+
+async def _owners_of_a_pipe_given_to_the_loop() -> tuple[bool, bool]:
+    """(Popen's file object still open, the loop's file object closes the descriptor)."""
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    popen_side = open(read_end, "rb")  # what Popen holds
+    given = _loop_owned(asyncio.get_running_loop(), popen_side, "rb")
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(asyncio.Protocol, given)
+    transport.close()
+    await asyncio.sleep(0.05)
+    return not popen_side.closed, bool(getattr(given, "closefd", True))
+
+
+def test_each_pipe_descriptor_has_one_closer_on_either_loop() -> None:
+    """uvloop's pipe transports close the descriptor in libuv and then the file object too
+    (uvloop issue 763); a second close after the kernel reused the number closed a socket of
+    another run, and the 2,000-task push lost both instances to it. So Popen's file object is
+    closed at once, and on uvloop the file object handed over does not own its descriptor."""
+    assert uvloop.run(_owners_of_a_pipe_given_to_the_loop()) == (False, False)
+    assert asyncio.run(_owners_of_a_pipe_given_to_the_loop()) == (False, True)

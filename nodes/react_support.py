@@ -8,6 +8,7 @@ the routers are table-tested.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
@@ -233,3 +234,9 @@ def after_agent(state: ReactState) -> Literal["tools", "__end__"]:
 def after_tools(state: ReactState) -> Literal["agent", "__end__"]:
     """After the calls: back to the model, unless `finish` or the loop guard ended the loop."""
     return "__end__" if "outcome" in state else "agent"
+
+
+def tests_call_id(files: Mapping[str, str]) -> str:
+    """The ledger id of a repository test run: keyed by the files, so a run made is replayed."""
+    digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
+    return f"repo-tests-{digest}"

@@ -15,7 +15,6 @@ this schema is Reflexion's alone.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -30,7 +29,7 @@ from graphs.deps import Limits, ModelOutputError, Node, TeamDeps, text_of
 from graphs.react_state import Outcome, RepoState
 from memory.reflexion import lesson_record
 from nodes.prompts import load_prompt
-from nodes.react_support import GOAL, opening
+from nodes.react_support import GOAL, opening, tests_call_id
 from tools.builtin.run_repo_tests import RunRepoTestsResult
 from tools.gateway import CallContext
 from tools.repo_diff import diff_snapshots
@@ -137,12 +136,6 @@ def halt_reason(state: ReflexionState, limits: Limits) -> str | None:
     if spent >= limits.token_budget:
         return f"token budget spent: {spent} of {limits.token_budget} tokens"
     return None
-
-
-def tests_call_id(files: Mapping[str, str]) -> str:
-    """The id `repo_tests` gives its run of these files, so the ledger replays that run."""
-    digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
-    return f"repo-tests-{digest}"
 
 
 async def failure_output(deps: TeamDeps, ctx: TeamContext, files: dict[str, str]) -> str:

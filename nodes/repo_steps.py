@@ -12,7 +12,6 @@ to the worker through `rework` (the rules: `nodes/repo_rework.py`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage
@@ -33,6 +32,7 @@ from nodes.approvers import (
     recorded_approver,
 )
 from nodes.inbox import fenced, question_for
+from nodes.react_support import tests_call_id
 from nodes.repo_rework import rework_stop, rework_update, sent_back
 from tools.builtin.run_repo_tests import RunRepoTestsResult
 from tools.gateway import ApprovalDecision, ApprovalRequest, Approver, CallContext
@@ -83,14 +83,13 @@ def make_repo_tests(deps: TeamDeps) -> Node[RepoState]:
         """One `run_repo_tests` call keyed by the files (a resumed task replays it)."""
         ctx = deps.run_context(runtime.context)
         files = state.get("files") or {}
-        digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
         gateway = await deps.gateway(ctx)
         observation = await gateway.call(
             TESTS_TOOL,
             {},
             CallContext(
                 thread_id=deps.thread_id(),
-                tool_call_id=f"repo-tests-{digest}",
+                tool_call_id=tests_call_id(files),
                 workspace=MemoryWorkspace(files),
                 tenant_id=ctx.tenant,
                 limits=deps.sandbox_limits,
